@@ -1,0 +1,25 @@
+"""Retrieval-augmented Q&A over Vietnamese documents, with checkable citations.
+
+>>> from rag import retrieve, ask
+>>> hits = retrieve("Bưu điện Việt Nam có bao nhiêu điểm giao dịch?", k=5)
+"""
+
+from .config import Settings
+from .errors import RagError
+from .index import BuildReport, build_index
+from .pipeline import RAG, retrieve
+from .types import Answer, Chunk, Citation, Document, Hit
+
+__all__ = [
+    "RAG",
+    "Answer",
+    "BuildReport",
+    "Chunk",
+    "Citation",
+    "Document",
+    "Hit",
+    "RagError",
+    "Settings",
+    "build_index",
+    "retrieve",
+]

@@ -1,0 +1,103 @@
+"""Command line: ``rag index | search | ask | chat | eval | bench``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from .config import Settings
+from .errors import EmptyQuestionError, RagError
+
+
+def _progress_bar(desc: str):  # type: ignore[no-untyped-def]
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=desc, unit="chunk", file=sys.stderr)
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from .index import build_index
+
+    s = Settings()
+    report = build_index(args.corpus or s.corpus_dir, args.out or s.index_dir, settings=s, progress=_progress_bar("embedding"))
+    print(
+        f"indexed {report.files} files → {report.chunks} chunks in {report.out_dir} "
+        f"({report.index_type}; embedded {report.embedded}, reused {report.reused}) in {report.seconds:.1f}s"
+    )
+    if report.removed:
+        print(f"dropped {len(report.removed)} deleted files: {', '.join(report.removed)}")
+    for sk in report.skipped:
+        print(f"skipped {sk.path}: {sk.reason}")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .pipeline import RAG
+
+    rag = RAG(Settings(index_dir=args.index or ""))
+    q = args.query.strip()
+    if not q:
+        raise EmptyQuestionError("the query is empty — type a question, e.g. rag search \"chuyển đổi số là gì\"")
+    t = time.perf_counter()
+    hits = rag.retrieve(q, args.k, args.mode)
+    ms = (time.perf_counter() - t) * 1000
+    for h in hits:
+        dense = f"{h.dense:.3f}" if h.dense is not None else "-"
+        sparse = f"{h.sparse:.2f}" if h.sparse is not None else "-"
+        print(f"[{h.rank + 1}] {h.score:.4f}  (cos {dense}, bm25 {sparse})  {h.title}  ‹{h.chunk_id}›")
+        print("    " + h.text.replace("\n", "\n    "))
+        print()
+    print(f"{len(hits)} passages in {ms:.0f} ms", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rag", description="Hỏi đáp có trích dẫn trên tài liệu tiếng Việt")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    pi = sub.add_parser("index", help="index a folder of documents")
+    pi.add_argument("corpus", nargs="?", help="folder of .txt .md .html .pdf .docx files (default: corpus/)")
+    pi.add_argument("--out", help="index folder (default: RAG_INDEX_DIR or embeddings/)")
+    pi.set_defaults(func=cmd_index)
+
+    ps = sub.add_parser("search", help="print the passages that best match a query")
+    ps.add_argument("query")
+    ps.add_argument("-k", type=int, default=5)
+    ps.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
+    ps.add_argument("--index", help="index folder")
+    ps.set_defaults(func=cmd_search)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except EmptyQuestionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except RagError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

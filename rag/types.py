@@ -1,0 +1,128 @@
+"""The data types that cross module boundaries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    """A kept paragraph: its span in ``Document.text``."""
+
+    start: int
+    end: int
+
+
+@dataclass
+class Document:
+    """One source file after reading and cleaning.
+
+    ``text`` is the file's body as read (NFC, no-break spaces as spaces); it is what users see
+    and what citations quote. ``paragraphs`` are the spans of ``text`` that are content
+    (site furniture such as hotline banners and photo captions is left out).
+    """
+
+    doc_id: str
+    title: str
+    text: str
+    paragraphs: list[Paragraph]
+    source: str = ""
+    path: str = ""
+    sha256: str = ""
+
+
+@dataclass
+class Chunk:
+    """A retrievable unit: whole sentences from one document.
+
+    ``spans`` are ``(start, end)`` offsets into the document's text, one per paragraph piece;
+    ``text`` is those pieces joined by newlines, so every piece is verbatim source text.
+    """
+
+    chunk_id: str
+    doc_id: str
+    title: str
+    text: str
+    spans: list[tuple[int, int]]
+    paragraph: int
+    source: str = ""
+
+    @property
+    def start(self) -> int:
+        return self.spans[0][0]
+
+    @property
+    def end(self) -> int:
+        return self.spans[-1][1]
+
+
+@dataclass
+class Hit:
+    """A retrieved chunk with its fused score and the scores behind it."""
+
+    chunk: Chunk
+    score: float
+    rank: int = 0
+    dense: float | None = None
+    sparse: float | None = None
+
+    @property
+    def text(self) -> str:
+        return self.chunk.text
+
+    @property
+    def doc_id(self) -> str:
+        return self.chunk.doc_id
+
+    @property
+    def title(self) -> str:
+        return self.chunk.title
+
+    @property
+    def chunk_id(self) -> str:
+        return self.chunk.chunk_id
+
+
+@dataclass
+class Citation:
+    """A numbered source of an answer; ``quote`` is the passage sentence that supports it."""
+
+    n: int
+    doc_id: str
+    title: str
+    text: str
+    quote: str
+    chunk_id: str
+    score: float
+    source: str = ""
+    quote_start: int = -1  # offset of ``quote`` inside ``text`` (-1 when not found)
+
+
+@dataclass
+class Timings:
+    retrieval_ms: float = 0.0
+    first_token_ms: float | None = None
+    total_ms: float = 0.0
+    tokens: int = 0
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        if self.first_token_ms is None or self.tokens < 2:
+            return None
+        gen_s = (self.total_ms - self.first_token_ms) / 1000
+        return (self.tokens - 1) / gen_s if gen_s > 0 else None
+
+
+@dataclass
+class Answer:
+    """A reply to a question: Vietnamese text with [n] markers and the sources they point to."""
+
+    question: str
+    text: str
+    citations: list[Citation] = field(default_factory=list)
+    abstained: bool = False
+    related: list[Hit] = field(default_factory=list)  # closest passages when abstaining
+    hits: list[Hit] = field(default_factory=list)
+    generator: str = ""
+    timings: Timings = field(default_factory=Timings)
+    warnings: list[str] = field(default_factory=list)
