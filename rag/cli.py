@@ -32,7 +32,9 @@ def cmd_index(args: argparse.Namespace) -> int:
     from .index import build_index
 
     s = Settings()
-    report = build_index(args.corpus or s.corpus_dir, args.out or s.index_dir, settings=s, progress=_progress_bar("embedding"))
+    report = build_index(
+        args.corpus or s.corpus_dir, args.out or s.index_dir, settings=s, progress=_progress_bar("embedding")
+    )
     print(
         f"indexed {report.files} files → {report.chunks} chunks in {report.out_dir} "
         f"({report.index_type}; embedded {report.embedded}, reused {report.reused}) in {report.seconds:.1f}s"
@@ -50,7 +52,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     rag = RAG(Settings(index_dir=args.index or ""))
     q = args.query.strip()
     if not q:
-        raise EmptyQuestionError("the query is empty — type a question, e.g. rag search \"chuyển đổi số là gì\"")
+        raise EmptyQuestionError(
+            'the query is empty — type a question, e.g. rag search "chuyển đổi số là gì"'
+        )
     t = time.perf_counter()
     hits = rag.retrieve(q, args.k, args.mode)
     ms = (time.perf_counter() - t) * 1000
@@ -61,6 +65,64 @@ def cmd_search(args: argparse.Namespace) -> int:
         print("    " + h.text.replace("\n", "\n    "))
         print()
     print(f"{len(hits)} passages in {ms:.0f} ms", file=sys.stderr)
+    return 0
+
+
+def _print_answer(answer, streamed: bool) -> None:  # type: ignore[no-untyped-def]
+    if streamed:
+        print()
+    if answer.abstained:
+        if not streamed:
+            print(answer.text)
+        if answer.related:
+            print("\nCó thể liên quan:")
+            for h in answer.related:
+                print(f"  - {h.title} ‹{h.chunk_id}›")
+    else:
+        if not streamed:
+            print(answer.text)
+        print("\nNguồn:")
+        for c in answer.citations:
+            print(f"  [{c.n}] {c.title} ‹{c.chunk_id}›")
+            print(f"      “{c.quote}”")
+    for w in answer.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    t = answer.timings
+    ttft = f", first token {t.first_token_ms / 1000:.1f}s" if t.first_token_ms else ""
+    print(
+        f"({answer.generator}: retrieval {t.retrieval_ms:.0f} ms{ttft}, total {t.total_ms / 1000:.1f}s)",
+        file=sys.stderr,
+    )
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from .pipeline import RAG
+
+    rag = RAG(Settings(index_dir=args.index or "", generator=args.generator or ""))
+    stream = rag.stream(args.question, generator=args.generator, k=args.k)
+    streamed = False
+    if args.stream:
+        for delta in stream:
+            print(delta, end="", flush=True)
+            streamed = True
+    _print_answer(stream.answer, streamed)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import load_qa
+    from .pipeline import RAG
+    from .report import per_question_markdown, run_eval, summary_markdown, write_reports
+
+    items = load_qa(args.qa)
+    rag = RAG(Settings(index_dir=args.index or ""))
+    report = run_eval(rag, items, args.generator, args.k, progress=_progress_bar("questions"))
+    print(summary_markdown(report))
+    if args.verbose or len(items) <= 80:
+        print()
+        print(per_question_markdown(report))
+    jp, mp = write_reports(report, args.out)
+    print(f"\nreports: {jp} {mp}", file=sys.stderr)
     return 0
 
 
@@ -80,13 +142,31 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
     ps.add_argument("--index", help="index folder")
     ps.set_defaults(func=cmd_search)
+
+    pa = sub.add_parser("ask", help="answer a question with cited sources")
+    pa.add_argument("question")
+    pa.add_argument("--generator", choices=["local", "transformers", "openai", "extractive"])
+    pa.add_argument("-k", type=int, default=None, help="passages to retrieve")
+    pa.add_argument("--no-stream", dest="stream", action="store_false", help="print only the final answer")
+    pa.add_argument("--index", help="index folder")
+    pa.set_defaults(func=cmd_ask)
+
+    pe = sub.add_parser("eval", help="evaluate retrieval and answers on a JSONL question file")
+    pe.add_argument("--qa", required=True, help="JSONL: {id, question, gold_quote?, keywords?, answerable}")
+    pe.add_argument("--generator", choices=["local", "transformers", "openai", "extractive"])
+    pe.add_argument("--k", type=int, default=None)
+    pe.add_argument("--out", default="eval/out", help="folder for the JSON and Markdown reports")
+    pe.add_argument("--index", help="index folder")
+    pe.set_defaults(func=cmd_eval)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         return int(args.func(args) or 0)
     except EmptyQuestionError as exc:

@@ -31,9 +31,7 @@ class MissingDependencyError(RagError, ImportError):
     """An optional dependency is not installed."""
 
     def __init__(self, package: str, extra: str) -> None:
-        super().__init__(
-            f"{package} is not installed. Install it with: pip install 'rag-vi[{extra}]'"
-        )
+        super().__init__(f"{package} is not installed. Install it with: pip install 'rag-vi[{extra}]'")
 
 
 class QAFileError(RagError, ValueError):

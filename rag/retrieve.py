@@ -1,4 +1,4 @@
-"""Hybrid retrieval: dense (FAISS) + BM25 on Vietnamese tokens, fused by reciprocal rank."""
+"""Hybrid retrieval: dense (FAISS) + BM25 on Vietnamese tokens, fused by score or by rank."""
 
 from __future__ import annotations
 
@@ -17,9 +17,12 @@ from .text import expand_abbreviations, folded_tokens, tokens
 from .types import Chunk, Hit
 
 logger = logging.getLogger(__name__)
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
 
 Mode = Literal["hybrid", "dense", "bm25"]
+Fusion = Literal["convex", "rrf"]
 RRF_K = 60
+DENSE_WEIGHT = 0.5
 
 
 class BM25:
@@ -87,51 +90,60 @@ class Retriever:
         rr = CrossEncoderReranker(reranker) if reranker else None
         return cls(embedder, chunks, vectors, index, manifest, bm25, rr)
 
-    def search(self, query: str, k: int = 5, mode: Mode = "hybrid", pool: int = 50) -> list[Hit]:
-        """The ``k`` best chunks for ``query``; ``mode`` picks dense-only, BM25-only or both."""
+    def search(
+        self, query: str, k: int = 5, mode: Mode = "hybrid", pool: int = 50, fusion: Fusion = "convex"
+    ) -> list[Hit]:
+        """The ``k`` best chunks for ``query``; ``mode`` picks dense-only, BM25-only or both.
+
+        Hybrid fusion: ``convex`` (default) mixes min-max normalised cosine and BM25 scores over the
+        candidate pool with weight ``DENSE_WEIGHT``; ``rrf`` is reciprocal rank fusion. On the
+        project's question set convex fusion gave the best MRR (see BENCHMARKS.md).
+        """
         n = len(self.chunks)
         if n == 0 or not query.strip():
             return []
         q = expand_abbreviations(query)
         pool = min(max(pool, k), n)
-        dense_scores: dict[int, float] = {}
-        dense_rank: dict[int, int] = {}
         qv = None
+        dense_ids: list[int] = []
         if mode in ("hybrid", "dense"):
-            qv = self.embedder.embed_query([q])
-            sims, ids = self.faiss_index.search(qv, pool)
-            for r, (i, sim) in enumerate(zip(ids[0], sims[0])):
-                if i >= 0:
-                    dense_scores[int(i)] = float(sim)
-                    dense_rank[int(i)] = r
+            qv = self.embedder.embed_query([q])[0]
+            _, ids = self.faiss_index.search(qv[None, :], pool)
+            dense_ids = [int(i) for i in ids[0] if i >= 0]
         sparse = self.bm25.scores(q) if mode in ("hybrid", "bm25") else None
-        sparse_rank: dict[int, int] = {}
+        sparse_ids: list[int] = []
         if sparse is not None:
             order = np.argsort(-sparse, kind="stable")[:pool]
-            sparse_rank = {int(i): r for r, i in enumerate(order) if sparse[i] > 0}
+            sparse_ids = [int(i) for i in order if sparse[i] > 0]
 
-        fused: dict[int, float] = {}
-        for i, r in dense_rank.items():
-            fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + r + 1)
-        for i, r in sparse_rank.items():
-            fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + r + 1)
-        ranked = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
+        cands = list(dict.fromkeys(dense_ids + sparse_ids))
+        if not cands:
+            return []
+        dense = self.vectors[cands] @ qv if qv is not None else None
+        sp = sparse[cands] if sparse is not None else None
+        if mode == "dense":
+            fused = dense
+        elif mode == "bm25":
+            fused = sp
+        elif fusion == "rrf":
+            fused = _rrf(dense) + _rrf(sp)  # type: ignore[arg-type]
+        else:
+            fused = DENSE_WEIGHT * _minmax(dense) + (1 - DENSE_WEIGHT) * _minmax(sp)  # type: ignore[arg-type]
+        assert fused is not None
+        order = np.argsort(-fused, kind="stable")
+        hits = [
+            Hit(
+                chunk=self.chunks[cands[j]],
+                score=float(fused[j]),
+                rank=r,
+                dense=float(dense[j]) if dense is not None else None,
+                sparse=float(sp[j]) if sp is not None else None,
+            )
+            for r, j in enumerate(order[: pool if self.reranker is not None else k])
+        ]
         if self.reranker is not None and mode == "hybrid":
-            cands = [self._hit(i, s, r, qv, dense_scores, sparse) for r, (i, s) in enumerate(ranked[:pool])]
-            return self.reranker.rerank(query, cands)[:k]
-        return [self._hit(i, s, r, qv, dense_scores, sparse) for r, (i, s) in enumerate(ranked[:k])]
-
-    def _hit(self, i: int, score: float, rank: int, qv: np.ndarray | None, dense: dict[int, float], sparse: np.ndarray | None) -> Hit:
-        d = dense.get(i)
-        if d is None and qv is not None:
-            d = float(self.vectors[i] @ qv[0])  # outside the dense pool: exact cosine
-        return Hit(
-            chunk=self.chunks[i],
-            score=score,
-            rank=rank,
-            dense=d,
-            sparse=float(sparse[i]) if sparse is not None else None,
-        )
+            return self.reranker.rerank(query, hits)[:k]
+        return hits[:k]
 
     def dense_similarity(self, query: str, rows: list[int] | None = None) -> np.ndarray:
         qv = self.embedder.embed_query([expand_abbreviations(query)])[0]
@@ -139,3 +151,12 @@ class Retriever:
         return vecs @ qv
 
 
+def _minmax(x: np.ndarray) -> np.ndarray:
+    lo, hi = float(x.min()), float(x.max())
+    return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+
+
+def _rrf(x: np.ndarray) -> np.ndarray:
+    ranks = np.empty(len(x))
+    ranks[np.argsort(-x, kind="stable")] = np.arange(len(x))
+    return 1.0 / (RRF_K + ranks + 1)

@@ -93,7 +93,9 @@ def _atomic_write(path: Path, write: Any) -> None:
         raise
 
 
-def save(out_dir: str | Path, manifest: Manifest, chunks: list[Chunk], vectors: np.ndarray, index: Any) -> None:
+def save(
+    out_dir: str | Path, manifest: Manifest, chunks: list[Chunk], vectors: np.ndarray, index: Any
+) -> None:
     """Write a build, then switch the manifest to it, then remove older builds' files."""
     import faiss
 

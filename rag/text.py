@@ -58,8 +58,30 @@ def match_form(text: str) -> str:
 # ---------------------------------------------------------------- sentences
 
 _ABBREV = {
-    "tp", "tt", "ths", "ts", "pgs", "gs", "bs", "ks", "cn", "st", "mr", "mrs", "ms", "dr",
-    "no", "vs", "v.v", "p", "q", "tr", "ng", "th", "tx", "h",
+    "tp",
+    "tt",
+    "ths",
+    "ts",
+    "pgs",
+    "gs",
+    "bs",
+    "ks",
+    "cn",
+    "st",
+    "mr",
+    "mrs",
+    "ms",
+    "dr",
+    "no",
+    "vs",
+    "v.v",
+    "p",
+    "q",
+    "tr",
+    "ng",
+    "th",
+    "tx",
+    "h",
 }
 _END = re.compile(r"[.!?…]+[\"”’')\]]*")
 _NEXT_START = re.compile(r"\s+(?=[\"“‘(\[]?[0-9A-ZĐÀ-Ỹ])")
@@ -139,8 +161,7 @@ def expand_abbreviations(text: str) -> str:
                 extra.append(long)
             continue
         if re.search(rf"(?<![\w&/-]){re.escape(short)}(?![\w&/-])", low) or (
-            short.replace("-", "").replace("/", "") != short
-            and re.search(rf"\b{re.escape(short)}\b", low)
+            short.replace("-", "").replace("/", "") != short and re.search(rf"\b{re.escape(short)}\b", low)
         ):
             extra.append(long)
     return text + (" (" + "; ".join(extra) + ")" if extra else "")

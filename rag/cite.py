@@ -1,0 +1,139 @@
+"""Citation verification: never trust the model's [n] markers blindly.
+
+Each sentence of an answer is checked against the passages it cites: its numbers, dates, codes and
+names must appear in the passage, and enough of its words must too. Unsupported markers are
+re-attached to a passage that does support the sentence, or removed. Citations are renumbered in
+order of first use, and each carries the passage sentence that best supports its claim.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .prompt import strip_format
+from .text import fold, match_form, split_sentences
+from .types import Citation, Hit
+
+_MARK = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+_NUM = re.compile(r"\d+(?:[.,/:\-]\d+)*")
+_SYL = re.compile(r"\w+")
+# A run of capitalised syllables (a name), not at the start of the sentence.
+_NAME = re.compile(r"(?<=\s)(?:[A-ZĐÀ-Ỹ][\wÀ-ỹ]*)(?:\s+[A-ZĐÀ-Ỹ][\wÀ-ỹ]*)*")
+_VI = re.compile(r"[ăâđêôơưạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹàáãèéìíòóõùúýĩũ]", re.I)
+MIN_OVERLAP = 0.5
+
+
+def _syllables(text: str) -> set[str]:
+    return set(_SYL.findall(fold(match_form(text))))
+
+
+def _norm_num(n: str) -> str:
+    return re.sub(r"[.,](?=\d{3}\b)", "", n).lstrip("0") or "0"
+
+
+def is_vietnamese(text: str) -> bool:
+    return bool(_VI.search(text))
+
+
+def support(claim: str, passage: str) -> float:
+    """0 when a number or name of ``claim`` is missing from ``passage``; else the word overlap."""
+    pnums = {_norm_num(n) for n in _NUM.findall(passage)}
+    for n in _NUM.findall(claim):
+        if _norm_num(n) not in pnums:
+            return 0.0
+    psyl = _syllables(passage)
+    if is_vietnamese(claim):
+        for name in _NAME.findall(" " + claim):
+            if not _syllables(name) <= psyl:
+                return 0.0
+    csyl = _syllables(claim)
+    if not csyl:
+        return 0.0
+    overlap = len(csyl & psyl) / len(csyl)
+    if not is_vietnamese(claim):
+        return max(overlap, MIN_OVERLAP)  # another language: only numbers can be checked
+    return overlap
+
+
+def best_quote(claim: str, passage: str) -> tuple[str, int]:
+    """The sentence of ``passage`` sharing most words with ``claim``, and its offset."""
+    csyl = _syllables(claim)
+    best, best_score, best_start = passage, -1.0, 0
+    for s, e in split_sentences(passage):
+        sent = passage[s:e]
+        ssyl = _syllables(sent)
+        score = len(csyl & ssyl) / (len(ssyl) ** 0.5 or 1)
+        if score > best_score:
+            best, best_score, best_start = sent, score, s
+    return best, best_start
+
+
+@dataclass
+class Verified:
+    text: str
+    citations: list[Citation]
+    grounded: bool
+    dropped: list[int]  # markers removed as invalid or unsupported
+
+
+def parse_markers(text: str) -> list[int]:
+    out = []
+    for m in _MARK.finditer(text):
+        out.extend(int(x) for x in re.split(r"\s*[,;]\s*", m.group(1)))
+    return out
+
+
+def verify(reply: str, passages: list[Hit]) -> Verified:
+    """Check and repair the citations of a model reply over the numbered ``passages``."""
+    body = strip_format(reply)
+    low = match_form(reply)
+    listed = parse_markers(reply[low.rfind("nguồn:") :]) if "nguồn:" in low else []
+    sentences = [body[s:e] for s, e in split_sentences(body)] or ([body] if body.strip() else [])
+    has_inline = any(parse_markers(s) for s in sentences)
+
+    order: list[int] = []  # passage indexes (0-based) in order of first citation
+    quotes: dict[int, tuple[str, int]] = {}
+    out_sents, dropped, grounded = [], [], False
+    for sent in sentences:
+        marks = parse_markers(sent)
+        claim = _MARK.sub("", sent).strip()
+        if not _SYL.search(claim):
+            continue
+        cands = marks if has_inline else listed
+        valid = [n - 1 for n in cands if 1 <= n <= len(passages)]
+        dropped.extend(n for n in cands if not 1 <= n <= len(passages))
+        keep = [i for i in dict.fromkeys(valid) if support(claim, passages[i].chunk.text) >= MIN_OVERLAP]
+        dropped.extend(i + 1 for i in valid if i not in keep)
+        if not keep:
+            scores = [support(claim, h.chunk.text) for h in passages]
+            if scores and max(scores) >= MIN_OVERLAP and is_vietnamese(claim):
+                keep = [max(range(len(scores)), key=lambda i: scores[i])]
+        for i in keep:
+            if i not in order:
+                order.append(i)
+                quotes[i] = best_quote(claim, passages[i].chunk.text)
+        if keep:
+            grounded = True
+        refs = "".join(f"[{order.index(i) + 1}]" for i in keep)
+        end = re.search(r"\s*([.!?…:;]+)$", claim)
+        head, tail = (claim[: end.start()], end.group(1)) if end else (claim, "")
+        out_sents.append(f"{head} {refs}{tail}" if refs else head + tail)
+    citations = []
+    for new_n, i in enumerate(order, 1):
+        h = passages[i]
+        quote, start = quotes[i]
+        citations.append(
+            Citation(
+                n=new_n,
+                doc_id=h.doc_id,
+                title=h.title,
+                text=h.chunk.text,
+                quote=quote,
+                chunk_id=h.chunk_id,
+                score=h.score,
+                source=h.chunk.source,
+                quote_start=start,
+            )
+        )
+    return Verified(" ".join(out_sents).strip(), citations, grounded, dropped)

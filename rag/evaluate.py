@@ -1,0 +1,221 @@
+"""Evaluation: question files, retrieval metrics (recall@k, MRR) and answer metrics."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import time
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import QAFileError
+from .types import Answer, Hit
+
+KS = (1, 3, 5, 10)
+
+
+@dataclass
+class QAItem:
+    id: str
+    question: str
+    answerable: bool = True
+    gold_quote: str = ""
+    keywords: list[str] = field(default_factory=list)
+    kind: str = ""
+
+
+def load_qa(path: str | Path) -> list[QAItem]:
+    """Read a JSONL question file; a bad line fails with its line number."""
+    items = []
+    p = Path(path)
+    if not p.is_file():
+        raise QAFileError(f"question file {p} does not exist")
+    for no, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise QAFileError(
+                f"{p}:{no}: not valid JSON ({exc.msg}); each line must be one JSON object"
+            ) from exc
+        if not isinstance(obj, dict):
+            raise QAFileError(f"{p}:{no}: expected a JSON object, got {type(obj).__name__}")
+        q = obj.get("question")
+        if not isinstance(q, str) or not q.strip():
+            raise QAFileError(f'{p}:{no}: missing "question" (a non-empty string)')
+        kw = obj.get("keywords", [])
+        if not isinstance(kw, list) or not all(isinstance(k, str) for k in kw):
+            raise QAFileError(f'{p}:{no}: "keywords" must be a list of strings')
+        items.append(
+            QAItem(
+                id=str(obj.get("id", f"line{no}")),
+                question=q,
+                answerable=bool(obj.get("answerable", True)),
+                gold_quote=str(obj.get("gold_quote") or ""),
+                keywords=kw,
+                kind=str(obj.get("kind", "")),
+            )
+        )
+    if not items:
+        raise QAFileError(f"{p} holds no questions")
+    return items
+
+
+def fold_ws(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _canon(text: str) -> str:
+    return fold_ws(unicodedata.normalize("NFC", text)).lower()
+
+
+def contains_quote(passage: str, quote: str) -> bool:
+    """A passage is a hit when it contains the gold quote (whitespace folded)."""
+    return fold_ws(quote) in fold_ws(passage)
+
+
+_MARKER = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
+
+
+def keywords_ok(answer: str, keywords: Sequence[str]) -> bool:
+    """Every entry has one of its ``|`` alternatives in the answer (NFC, case and spaces folded)."""
+    text = _canon(_MARKER.sub("", answer))
+    return all(any(_canon(alt) in text for alt in entry.split("|")) for entry in keywords)
+
+
+def first_hit_rank(hits: Sequence[Hit], quote: str) -> int | None:
+    for i, h in enumerate(hits):
+        if contains_quote(h.chunk.text, quote):
+            return i + 1
+    return None
+
+
+def retrieval_metrics(ranks: Sequence[int | None], ks: Sequence[int] = KS) -> dict[str, float]:
+    """recall@k and MRR from the 1-based rank of the first relevant passage (None = not found)."""
+    n = len(ranks)
+    if n == 0:
+        return {**{f"recall@{k}": 0.0 for k in ks}, "mrr": 0.0}
+    out = {f"recall@{k}": sum(1 for r in ranks if r is not None and r <= k) / n for k in ks}
+    out["mrr"] = sum(1.0 / r for r in ranks if r is not None) / n
+    return out
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    vs = sorted(values)
+    idx = min(len(vs) - 1, max(0, int(round(q / 100 * (len(vs) - 1)))))
+    return vs[idx]
+
+
+@dataclass
+class QAResult:
+    id: str
+    question: str
+    answerable: bool
+    answer: str
+    abstained: bool
+    correct: bool | None
+    citation_ok: bool | None
+    citations: list[dict[str, Any]]
+    retrieval_ms: float
+    first_token_ms: float | None
+    total_ms: float
+    tokens_per_s: float | None
+    kind: str = ""
+
+    @property
+    def verdict(self) -> str:
+        if not self.answerable:
+            return "ok (abstained)" if self.abstained else "WRONG (answered)"
+        if self.abstained:
+            return "WRONG (abstained)"
+        parts = ["correct" if self.correct else "WRONG"]
+        if self.citation_ok is not None:
+            parts.append("cited" if self.citation_ok else "bad citation")
+        return ", ".join(parts)
+
+
+def score_answer(item: QAItem, answer: Answer) -> QAResult:
+    cites = [
+        {"n": c.n, "doc_id": c.doc_id, "chunk_id": c.chunk_id, "quote": c.quote} for c in answer.citations
+    ]
+    correct = citation_ok = None
+    if item.answerable:
+        correct = (not answer.abstained) and keywords_ok(answer.text, item.keywords)
+        if item.gold_quote:
+            citation_ok = (not answer.abstained) and any(
+                contains_quote(c.text, item.gold_quote) for c in answer.citations
+            )
+    t = answer.timings
+    return QAResult(
+        id=item.id,
+        question=item.question,
+        answerable=item.answerable,
+        answer=answer.text,
+        abstained=answer.abstained,
+        correct=correct,
+        citation_ok=citation_ok,
+        citations=cites,
+        retrieval_ms=t.retrieval_ms,
+        first_token_ms=t.first_token_ms,
+        total_ms=t.total_ms,
+        tokens_per_s=t.tokens_per_s,
+        kind=item.kind,
+    )
+
+
+def answer_metrics(results: Sequence[QAResult]) -> dict[str, float]:
+    ans = [r for r in results if r.answerable]
+    una = [r for r in results if not r.answerable]
+    cited = [r for r in ans if r.citation_ok is not None]
+    out: dict[str, float] = {
+        "answerable": len(ans),
+        "unanswerable": len(una),
+        "correctness": sum(bool(r.correct) for r in ans) / len(ans) if ans else float("nan"),
+        "citation_precision": sum(bool(r.citation_ok) for r in cited) / len(cited) if cited else float("nan"),
+        "abstention_unanswerable": sum(r.abstained for r in una) / len(una) if una else float("nan"),
+        "false_abstention": sum(r.abstained for r in ans) / len(ans) if ans else float("nan"),
+    }
+    for name, vals in (
+        ("retrieval_ms", [r.retrieval_ms for r in results]),
+        ("first_token_ms", [r.first_token_ms for r in results if r.first_token_ms is not None]),
+        ("total_ms", [r.total_ms for r in results]),
+    ):
+        out[f"{name}_p50"] = percentile(vals, 50)
+        out[f"{name}_p95"] = percentile(vals, 95)
+    tps = [r.tokens_per_s for r in results if r.tokens_per_s]
+    out["tokens_per_s_p50"] = statistics.median(tps) if tps else float("nan")
+    return out
+
+
+def evaluate_retrieval(
+    items: Sequence[QAItem],
+    search: Callable[[str, int, str], list[Hit]],
+    modes: Sequence[str] = ("dense", "bm25", "hybrid"),
+) -> dict[str, dict[str, float]]:
+    """recall@1/3/5/10 and MRR per retrieval mode, over answerable items with a gold quote."""
+    golden = [it for it in items if it.answerable and it.gold_quote]
+    out = {}
+    for mode in modes:
+        ranks = []
+        times = []
+        for it in golden:
+            t = time.perf_counter()
+            hits = search(it.question, max(KS), mode)
+            times.append((time.perf_counter() - t) * 1000)
+            ranks.append(first_hit_rank(hits, it.gold_quote))
+        m = retrieval_metrics(ranks)
+        m["ms_p50"] = percentile(times, 50)
+        m["n"] = len(golden)
+        out[mode] = m
+    return out
+
+
+def result_dicts(results: Sequence[QAResult]) -> list[dict[str, Any]]:
+    return [{**asdict(r), "verdict": r.verdict} for r in results]

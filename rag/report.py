@@ -1,0 +1,92 @@
+"""Running an evaluation and writing its reports (stdout table, JSON, Markdown)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .evaluate import QAItem, QAResult, answer_metrics, evaluate_retrieval, result_dicts, score_answer
+from .pipeline import RAG
+
+
+def run_eval(
+    rag: RAG,
+    items: Sequence[QAItem],
+    generator: str | None = None,
+    k: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Retrieval metrics per mode, then every question through ``ask()``."""
+    k = k or rag.settings.top_k
+    retrieval = evaluate_retrieval(items, lambda q, kk, m: rag.retrieve(q, kk, m))  # type: ignore[arg-type]
+    gen = rag.generator(generator)
+    results: list[QAResult] = []
+    for i, it in enumerate(items):
+        results.append(score_answer(it, rag.ask(it.question, generator=gen.name, k=k)))
+        if progress:
+            progress(i + 1, len(items))
+    return {
+        "generator": gen.name,
+        "k": k,
+        "retrieval": retrieval,
+        "answers": answer_metrics(results),
+        "results": result_dicts(results),
+    }
+
+
+def _f(x: float) -> str:
+    if isinstance(x, float) and math.isnan(x):
+        return "-"
+    if isinstance(x, float) and not x.is_integer():
+        return f"{x:.3f}" if x < 10 else f"{x:.0f}"
+    return str(int(x)) if isinstance(x, float) else str(x)
+
+
+def summary_markdown(report: dict[str, Any]) -> str:
+    r = report["retrieval"]
+    cols = ["recall@1", "recall@3", "recall@5", "recall@10", "mrr", "ms_p50"]
+    lines = [
+        f"### Retrieval (n={next(iter(r.values()))['n'] if r else 0}, answerable questions with a gold quote)",
+        "",
+    ]
+    lines.append("| mode | " + " | ".join(cols) + " |")
+    lines.append("|---" * (len(cols) + 1) + "|")
+    for mode, m in r.items():
+        lines.append(f"| {mode} | " + " | ".join(_f(m[c]) for c in cols) + " |")
+    a = report["answers"]
+    lines += [
+        "",
+        f"### Answers (generator `{report['generator']}`, top-k {report['k']})",
+        "",
+        "| metric | value |",
+        "|---|---|",
+    ]
+    for key, val in a.items():
+        lines.append(f"| {key} | {_f(val)} |")
+    return "\n".join(lines)
+
+
+def per_question_markdown(report: dict[str, Any]) -> str:
+    lines = ["| id | question | answer | citations | verdict |", "|---|---|---|---|---|"]
+    for r in report["results"]:
+        ans = r["answer"].replace("\n", " ").replace("|", "\\|")
+        cites = ", ".join(f"[{c['n']}] {c['doc_id']}" for c in r["citations"])
+        q = r["question"].replace("|", "\\|")
+        lines.append(f"| {r['id']} | {q} | {ans} | {cites} | {r['verdict']} |")
+    return "\n".join(lines)
+
+
+def write_reports(report: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    name = f"eval-{report['generator']}"
+    jp, mp = out / f"{name}.json", out / f"{name}.md"
+    jp.write_text(json.dumps(report, ensure_ascii=False, indent=1, default=float), encoding="utf-8")
+    mp.write_text(
+        f"# Evaluation: {report['generator']}\n\n{summary_markdown(report)}\n\n## Per question\n\n{per_question_markdown(report)}\n",
+        encoding="utf-8",
+    )
+    return jp, mp
