@@ -39,17 +39,18 @@ def is_vietnamese(text: str) -> bool:
 def support(claim: str, passage: str) -> float:
     """0 when a number or name of ``claim`` is missing from ``passage``; else the word overlap."""
     pnums = {_norm_num(n) for n in _NUM.findall(passage)}
-    for n in _NUM.findall(claim):
+    cnums = _NUM.findall(claim)
+    for n in cnums:
         if _norm_num(n) not in pnums:
             return 0.0
     psyl = _syllables(passage)
     if is_vietnamese(claim):
-        for name in _NAME.findall(" " + claim):
+        for name in _NAME.findall(claim):
             if not _syllables(name) <= psyl:
                 return 0.0
-    csyl = _syllables(claim)
+    csyl = {t for t in _syllables(claim) if not t.isdigit()}  # numbers were checked above
     if not csyl:
-        return 0.0
+        return 1.0 if cnums else 0.0
     overlap = len(csyl & psyl) / len(csyl)
     if not is_vietnamese(claim):
         return max(overlap, MIN_OVERLAP)  # another language: only numbers can be checked

@@ -26,7 +26,7 @@ NOT_FOUND_MARKERS = (
 )
 
 
-def excerpt(question: str, hit: Hit, max_chars: int = 700) -> str:
+def excerpt(question: str, hit: Hit, max_chars: int = 500) -> str:
     """The passage, cut to its sentences most related to the question when it is long."""
     text = hit.chunk.text
     if len(text) <= max_chars:
@@ -48,7 +48,7 @@ def excerpt(question: str, hit: Hit, max_chars: int = 700) -> str:
     return " ".join(text[spans[i][0] : spans[i][1]] for i in sorted(keep))
 
 
-def user_message(question: str, passages: list[Hit], max_chars: int = 700) -> str:
+def user_message(question: str, passages: list[Hit], max_chars: int = 500) -> str:
     lines = ["Đoạn trích:"]
     for n, h in enumerate(passages, 1):
         lines.append(f"[{n}] ({h.chunk.title}) {excerpt(question, h, max_chars)}")
@@ -58,7 +58,7 @@ def user_message(question: str, passages: list[Hit], max_chars: int = 700) -> st
 
 
 def messages(
-    question: str, passages: list[Hit], history: list[tuple[str, str]], max_chars: int = 700
+    question: str, passages: list[Hit], history: list[tuple[str, str]], max_chars: int = 500
 ) -> list[dict[str, str]]:
     """Chat messages: system instructions, the last turn of history (short), then the question."""
     out = [{"role": "system", "content": SYSTEM}]

@@ -1,0 +1,56 @@
+"""Any OpenAI-compatible chat server (vLLM, Ollama, llama.cpp server), streamed over HTTP."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+
+import httpx
+
+from ..errors import ModelLoadError
+from ..prompt import messages
+from ..types import Hit
+
+
+class OpenAIGenerator:
+    name = "openai"
+
+    def __init__(self, base_url: str, model: str, api_key: str = "", max_new_tokens: int = 200, timeout: float = 120.0) -> None:
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.model = model
+        self.max_new_tokens = max_new_tokens
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(timeout=timeout)
+        self._lock = threading.Lock()
+
+    def stream(self, question: str, passages: list[Hit], history: list[tuple[str, str]]) -> Iterator[str]:
+        body = {
+            "model": self.model,
+            "messages": messages(question, passages, history),
+            "stream": True,
+            "temperature": 0,
+            "max_tokens": self.max_new_tokens,
+        }
+        try:
+            with self._client.stream("POST", self.url, json=body, headers=self._headers) as resp:
+                if resp.status_code != 200:
+                    resp.read()
+                    raise ModelLoadError(
+                        f"{self.url} answered {resp.status_code}: {resp.text[:200]} — check RAG_OPENAI_BASE_URL, "
+                        "RAG_OPENAI_MODEL and RAG_OPENAI_API_KEY"
+                    )
+                for line in resp.iter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    choice = json.loads(data)["choices"][0]
+                    text = (choice.get("delta") or {}).get("content")
+                    if text:
+                        yield text
+        except httpx.HTTPError as exc:
+            raise ModelLoadError(
+                f"could not reach the OpenAI-compatible server at {self.url}: {exc} — start it or set RAG_OPENAI_BASE_URL"
+            ) from exc

@@ -1,0 +1,57 @@
+from rag.cite import parse_markers, support, verify
+from rag.types import Chunk, Hit
+
+
+def hit(text: str, n: int = 0) -> Hit:
+    return Hit(Chunk(f"d{n}#0-x", f"d{n}", f"Tài liệu {n}", text, [(0, len(text))], 0), 1.0 - n / 10, n)
+
+
+P = [
+    hit("Phát huy thế mạnh về hơn 13.000 điểm giao dịch trải rộng tới tận cấp xã. Bưu điện Việt Nam sẽ xây dựng hệ sinh thái dịch vụ số.", 0),
+    hit("Hội nghị được truyền trực tiếp tới 169 điểm cầu với 5.561 cán bộ tham gia.", 1),
+    hit("Đồng chí Phan Xuân Dũng khẳng định Nghị quyết 52-NQ/TW là kim chỉ nam hành động.", 2),
+]
+
+
+def test_supported_marker_kept_and_quote_picked() -> None:
+    v = verify("Trả lời: Bưu điện Việt Nam có hơn 13.000 điểm giao dịch [1].\nNguồn: [1]", P)
+    assert v.grounded and v.text == "Bưu điện Việt Nam có hơn 13.000 điểm giao dịch [1]."
+    assert v.citations[0].doc_id == "d0"
+    assert v.citations[0].quote == "Phát huy thế mạnh về hơn 13.000 điểm giao dịch trải rộng tới tận cấp xã."
+    assert v.citations[0].text[v.citations[0].quote_start :].startswith(v.citations[0].quote)
+
+
+def test_wrong_marker_reattached_to_supporting_passage() -> None:
+    v = verify("Trả lời: Hội nghị có 5.561 cán bộ tham gia [1].", P)
+    assert v.grounded and [c.doc_id for c in v.citations] == ["d1"]
+    assert v.text.endswith("[1].") and 1 in v.dropped
+
+
+def test_marker_to_no_passage_dropped() -> None:
+    v = verify("Trả lời: Hội nghị truyền tới 169 điểm cầu [7].\nNguồn: [7]", P)
+    assert 7 in v.dropped
+    assert [c.doc_id for c in v.citations] == ["d1"]
+
+
+def test_invented_number_or_name_is_not_grounded() -> None:
+    assert not verify("Trả lời: Bưu điện có 20.000 điểm giao dịch [1].", P).grounded
+    assert not verify("Trả lời: Thủ đô của Pháp là Paris [1].\nNguồn: [1]", P).grounded
+    assert not verify("Trả lời: Đồng chí Nguyễn Văn An khẳng định điều đó [3].", P).grounded
+
+
+def test_renumbered_in_order_of_use() -> None:
+    v = verify("Trả lời: Có 169 điểm cầu [2]. Có hơn 13.000 điểm giao dịch [1].", P)
+    assert [(c.n, c.doc_id) for c in v.citations] == [(1, "d1"), (2, "d0")]
+    assert v.text == "Có 169 điểm cầu [1]. Có hơn 13.000 điểm giao dịch [2]."
+
+
+def test_sources_line_used_when_no_inline_markers() -> None:
+    v = verify("Trả lời: Nghị quyết 52-NQ/TW là kim chỉ nam hành động.\nNguồn: [3]", P)
+    assert v.grounded and v.citations[0].doc_id == "d2" and "[1]" in v.text
+
+
+def test_support_and_markers() -> None:
+    assert support("13.000 điểm giao dịch", P[0].text) == 1.0
+    assert support("13000 điểm giao dịch", P[0].text) == 1.0
+    assert support("14.000 điểm giao dịch", P[0].text) == 0.0
+    assert parse_markers("a [1] b [2, 3] c [4;5]") == [1, 2, 3, 4, 5]

@@ -1,0 +1,42 @@
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rag.cli import main
+
+from .conftest import CORPUS, INDEX
+
+
+def test_search_prints_ranked_passages(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search", "Bưu điện Việt Nam có bao nhiêu điểm giao dịch?", "-k", "3", "--index", str(INDEX)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("[1] ") and "13.000 điểm giao dịch" in out and "[3] " in out
+
+
+def test_ask_prints_answer_and_sources(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ask", "Chỉ thị 16/CT-TTg đưa ra bao nhiêu giải pháp lớn?", "--generator", "extractive", "--index", str(INDEX)]) == 0
+    out = capsys.readouterr().out
+    assert "6 giải pháp lớn" in out and "Nguồn:" in out and "[1] Hải Dương" in out
+
+
+def test_empty_question_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ask", "  ", "--generator", "extractive"]) == 2
+    assert "empty" in capsys.readouterr().err
+    assert main(["search", ""]) == 2
+
+
+def test_index_summary_lists_skipped_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    corpus = tmp_path / "c"
+    shutil.copytree(CORPUS, corpus)
+    (corpus / "broken.pdf").write_bytes(b"not a pdf")
+    out_dir = tmp_path / "idx"
+    assert main(["index", str(corpus), "--out", str(out_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "indexed 5 files" in out and "skipped" in out and "broken.pdf" in out
+    assert (out_dir / "manifest.json").exists()
+
+
+def test_missing_index_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search", "chuyển đổi số", "--index", str(tmp_path / "none")]) == 1
+    assert "rag index" in capsys.readouterr().err

@@ -1,0 +1,147 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from rag.errors import QAFileError
+from rag.evaluate import (
+    QAItem,
+    answer_metrics,
+    contains_quote,
+    first_hit_rank,
+    keywords_ok,
+    load_qa,
+    percentile,
+    retrieval_metrics,
+    score_answer,
+)
+from rag.ingest import read_folder
+from rag.types import Answer, Chunk, Citation, Hit
+
+from .conftest import CORPUS
+
+QA = Path(__file__).resolve().parents[1] / "eval" / "qa.jsonl"
+
+
+def test_keywords_alternatives_case_nfc_whitespace() -> None:
+    import unicodedata
+
+    assert keywords_ok("Ngày 27/9/2019, Bộ  Chính trị [1]", ["27/9/2019", "Bộ Chính trị|Bộ chính trị"])
+    assert keywords_ok(unicodedata.normalize("NFD", "BỘ CHÍNH TRỊ"), ["bộ chính trị"])
+    assert not keywords_ok("Ngày 27/9/2019", ["27/9/2019", "Bộ Chính trị"])
+    assert not keywords_ok("Có 6 giải pháp [1]", ["1"])  # citation markers are not content
+
+
+def test_contains_quote_folds_whitespace() -> None:
+    assert contains_quote("hơn  13.000\nđiểm giao dịch", "hơn 13.000 điểm giao dịch")
+    assert not contains_quote("hơn 13.000 điểm", "hơn 13.000 điểm giao dịch")
+
+
+def test_retrieval_metrics_by_hand() -> None:
+    m = retrieval_metrics([1, 3, None, 6])
+    assert m["recall@1"] == 0.25 and m["recall@3"] == 0.5 and m["recall@5"] == 0.5 and m["recall@10"] == 0.75
+    assert m["mrr"] == pytest.approx((1 + 1 / 3 + 1 / 6) / 4)
+
+
+def _hit(text: str) -> Hit:
+    return Hit(Chunk("d#0", "d", "t", text, [(0, len(text))], 0), 1.0)
+
+
+def test_first_hit_rank() -> None:
+    hits = [_hit("không liên quan"), _hit("có hơn 13.000 điểm giao dịch"), _hit("13.000 điểm giao dịch nữa")]
+    assert first_hit_rank(hits, "13.000 điểm giao dịch") == 2
+    assert first_hit_rank(hits, "không có") is None
+
+
+def _answer(text: str, quote_passage: str | None, abstained: bool = False) -> Answer:
+    cites = [Citation(1, "d", "t", quote_passage, quote_passage, "d#0", 1.0)] if quote_passage else []
+    return Answer("q", text, cites, abstained)
+
+
+def test_answer_metrics_by_hand() -> None:
+    items = [
+        QAItem("a", "q", True, "13.000 điểm", ["13.000"]),
+        QAItem("b", "q", True, "6 giải pháp", ["6"]),
+        QAItem("c", "q", True, "169 điểm cầu", ["169"]),
+        QAItem("u", "q", False),
+        QAItem("v", "q", False),
+    ]
+    answers = [
+        _answer("Có 13.000 điểm [1]", "hơn 13.000 điểm giao dịch"),  # correct, cited
+        _answer("Có 6 giải pháp [1]", "một đoạn khác"),  # correct, wrong citation
+        _answer("Không tìm thấy", None, abstained=True),  # false abstention
+        _answer("Không tìm thấy", None, abstained=True),  # right abstention
+        _answer("Paris [1]", "x"),  # answered an unanswerable question
+    ]
+    results = [score_answer(i, a) for i, a in zip(items, answers)]
+    m = answer_metrics(results)
+    assert m["correctness"] == pytest.approx(2 / 3)
+    assert m["citation_precision"] == pytest.approx(1 / 3)
+    assert m["false_abstention"] == pytest.approx(1 / 3)
+    assert m["abstention_unanswerable"] == 0.5
+    assert [r.verdict for r in results] == ["correct, cited", "correct, bad citation", "WRONG (abstained)", "ok (abstained)", "WRONG (answered)"]
+
+
+def test_percentile() -> None:
+    assert percentile([5, 1, 3], 50) == 3 and percentile([1, 2, 3, 4, 100], 95) == 100
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"id": "a", "question": "x"}\n{not json}\n', ":2: not valid JSON"),
+        ('{"id": "a"}\n', ':1: missing "question"'),
+        ('{"id": "a", "question": "x"}\n\n["list"]\n', ":3: expected a JSON object"),
+        ('{"question": "x", "keywords": "a|b"}\n', ':1: "keywords" must be a list'),
+        ("\n\n", "no questions"),
+    ],
+)
+def test_bad_question_files_fail_with_line_number(tmp_path: Path, content: str, message: str) -> None:
+    f = tmp_path / "qa.jsonl"
+    f.write_text(content, "utf-8")
+    with pytest.raises(QAFileError, match=message):
+        load_qa(f)
+
+
+def test_project_question_set() -> None:
+    items = load_qa(QA)
+    answerable = [i for i in items if i.answerable]
+    kinds = {i.kind for i in answerable}
+    assert len(answerable) >= 50 and len(items) - len(answerable) >= 10
+    assert {"number", "date", "name", "definition", "list", "paraphrase", "abbreviation", "no-diacritics", "lowercase", "english", "multi-part"} <= kinds
+    assert {i.kind for i in items if not i.answerable} == {"off-topic", "near-topic"}
+    assert len({i.id for i in items}) == len(items)
+
+
+def test_every_gold_quote_occurs_in_the_corpus() -> None:
+    docs, _ = read_folder(CORPUS)
+    texts = [d.text for d in docs]
+    for it in load_qa(QA):
+        if it.gold_quote:
+            assert any(contains_quote(t, it.gold_quote) for t in texts), it.id
+        if it.answerable:
+            assert it.keywords and all(k.strip() for k in it.keywords), it.id
+
+
+def test_rag_eval_cli_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rag.cli import main
+
+    qa = tmp_path / "qa.jsonl"
+    rows = [json.loads(line) for line in QA.read_text("utf-8").splitlines()]
+    qa.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows[:6] + rows[-2:]), "utf-8")
+    assert main(["eval", "--qa", str(qa), "--generator", "extractive", "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "| hybrid |" in out and "| correctness |" in out and "| q01 |" in out
+    report = json.loads((tmp_path / "out" / "eval-extractive.json").read_text("utf-8"))
+    assert report["answers"]["answerable"] == 6 and report["answers"]["unanswerable"] == 2
+    assert set(report["retrieval"]) == {"dense", "bm25", "hybrid"}
+    assert (tmp_path / "out" / "eval-extractive.md").read_text("utf-8").startswith("# Evaluation")
+
+
+def test_rag_eval_cli_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rag.cli import main
+
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text('{"question": "ok"}\n{"id": 2}\n', "utf-8")
+    assert main(["eval", "--qa", str(qa), "--generator", "extractive"]) == 1
+    assert ':2: missing "question"' in capsys.readouterr().err

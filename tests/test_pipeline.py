@@ -1,0 +1,104 @@
+from collections.abc import Iterator
+
+import pytest
+
+from rag.config import Settings
+from rag.errors import EmptyQuestionError, ModelLoadError
+from rag.pipeline import NOT_FOUND, RAG, _Display
+from rag.types import Hit
+
+from .conftest import INDEX
+
+
+class ScriptedGenerator:
+    """Replies with a fixed text, recording what it was given (to test the pipeline around it)."""
+
+    name = "scripted"
+
+    def __init__(self, reply: str) -> None:
+        self.reply = reply
+        self.seen: list[tuple[str, list[Hit], list[tuple[str, str]]]] = []
+
+    def stream(self, question: str, passages: list[Hit], history: list[tuple[str, str]]) -> Iterator[str]:
+        self.seen.append((question, passages, history))
+        for i in range(0, len(self.reply), 4):
+            yield self.reply[i : i + 4]
+
+
+def make(reply: str) -> tuple[RAG, ScriptedGenerator]:
+    gen = ScriptedGenerator(reply)
+    rag = RAG(Settings(index_dir=str(INDEX), generator="scripted"), generator=gen)
+    return rag, gen
+
+
+def test_ask_extractive_cites_the_corpus(real_rag) -> None:  # type: ignore[no-untyped-def]
+    a = real_rag.ask("Chỉ thị 16/CT-TTg đưa ra bao nhiêu giải pháp lớn?")
+    assert not a.abstained and "6 giải pháp lớn" in a.text and "[1]" in a.text
+    c = a.citations[0]
+    assert c.n == 1 and c.doc_id == "004_ccc08ab033797ff4" and c.quote in c.text and "6 giải pháp" in c.quote
+    assert a.timings.retrieval_ms > 0 and a.generator == "extractive"
+
+
+def test_off_topic_abstains_without_citations(real_rag) -> None:  # type: ignore[no-untyped-def]
+    a = real_rag.ask("Who won the 2018 FIFA World Cup?")
+    assert a.abstained and a.citations == [] and a.text == NOT_FOUND
+    assert a.related  # the closest passages, shown as "có thể liên quan"
+
+
+def test_streamed_text_hides_reply_format() -> None:
+    rag, _ = make("Trả lời: Bưu điện Việt Nam có hơn 13.000 điểm giao dịch [1].\nNguồn: [1]")
+    s = rag.stream("Bưu điện Việt Nam có bao nhiêu điểm giao dịch?")
+    text = "".join(s)
+    assert text == "Bưu điện Việt Nam có hơn 13.000 điểm giao dịch [1]."
+    assert s.answer.citations[0].quote.startswith("Phát huy thế mạnh về hơn 13.000")
+    assert s.answer.timings.first_token_ms is not None
+
+
+def test_model_claim_without_support_becomes_abstention() -> None:
+    rag, _ = make("Trả lời: Bưu điện Việt Nam có 45.000 nhân viên [1].\nNguồn: [1]")
+    a = rag.ask("Bưu điện Việt Nam có bao nhiêu nhân viên?")
+    assert a.abstained and not a.citations
+
+
+def test_model_saying_not_found_abstains() -> None:
+    rag, _ = make("Trả lời: Không tìm thấy thông tin trong tài liệu.\nNguồn: [1]")
+    a = rag.ask("Dân số tỉnh Vĩnh Phúc là bao nhiêu người?")
+    assert a.abstained and a.citations == []
+
+
+def test_follow_up_retrieves_with_history() -> None:
+    rag, gen = make("Trả lời: Hải Dương đặt mục tiêu thuộc nhóm 20 tỉnh dẫn đầu [1].")
+    history = [("Mục tiêu chuyển đổi số của Nghệ An là gì?", "…")]
+    rag.ask("Còn Hải Dương thì sao?", history)
+    question, passages, hist = gen.seen[-1]
+    assert question == "Còn Hải Dương thì sao?" and hist == history
+    assert any(p.doc_id == "004_ccc08ab033797ff4" for p in passages)
+
+
+def test_empty_question_is_an_error(real_rag) -> None:  # type: ignore[no-untyped-def]
+    for q in ["", "   \n\t"]:
+        with pytest.raises(EmptyQuestionError):
+            real_rag.ask(q)
+
+
+def test_long_question_truncated_with_warning() -> None:
+    rag, gen = make("Trả lời: Không tìm thấy thông tin trong tài liệu.")
+    a = rag.ask("Bưu điện Việt Nam " * 200)
+    assert len(gen.seen[-1][0]) == rag.settings.max_question_chars or a.abstained
+    assert any("truncated" in w for w in a.warnings)
+
+
+def test_llm_that_cannot_load_falls_back_to_extractive(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    s = Settings(index_dir=str(INDEX), generator="local", llm_path=str(tmp_path / "missing.gguf"))
+    a = RAG(s).ask("Bưu điện Việt Nam có bao nhiêu điểm giao dịch?")
+    assert a.generator == "extractive" and not a.abstained and "13.000" in a.text
+    assert any("unavailable" in w for w in a.warnings)
+    s2 = Settings(index_dir=str(INDEX), generator="local", llm_path=str(tmp_path / "missing.gguf"), fallback_extractive=False)
+    with pytest.raises(ModelLoadError, match="RAG_LLM_PATH|llama-cpp-python"):
+        RAG(s2).ask("Bưu điện Việt Nam có bao nhiêu điểm giao dịch?")
+
+
+def test_display_filter() -> None:
+    d = _Display()
+    out = "".join(d.feed(c) for c in ["Trả ", "lời: ", "Có 6 ", "giải pháp [1].", "\nNguồn", ": [1]"]) + d.feed("", final=True)
+    assert out == "Có 6 giải pháp [1]."
