@@ -11,6 +11,12 @@ from .config import Settings
 from .errors import EmptyQuestionError, RagError
 
 
+def _settings(args: argparse.Namespace) -> Settings:
+    """Settings from the options actually given; the rest from RAG_* variables or defaults."""
+    given = {"index_dir": getattr(args, "index", None), "generator": getattr(args, "generator", None)}
+    return Settings(**{k: v for k, v in given.items() if v})
+
+
 def _progress_bar(desc: str):  # type: ignore[no-untyped-def]
     from tqdm import tqdm
 
@@ -49,7 +55,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     from .pipeline import RAG
 
-    rag = RAG(Settings(index_dir=args.index or ""))
+    rag = RAG(_settings(args))
     q = args.query.strip()
     if not q:
         raise EmptyQuestionError(
@@ -98,7 +104,7 @@ def _print_answer(answer, streamed: bool) -> None:  # type: ignore[no-untyped-de
 def cmd_ask(args: argparse.Namespace) -> int:
     from .pipeline import RAG
 
-    rag = RAG(Settings(index_dir=args.index or "", generator=args.generator or ""))
+    rag = RAG(_settings(args))
     stream = rag.stream(args.question, generator=args.generator, k=args.k)
     streamed = False
     if args.stream:
@@ -115,7 +121,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .report import per_question_markdown, run_eval, summary_markdown, write_reports
 
     items = load_qa(args.qa)
-    rag = RAG(Settings(index_dir=args.index or ""))
+    rag = RAG(_settings(args))
     report = run_eval(rag, items, args.generator, args.k, progress=_progress_bar("questions"))
     print(summary_markdown(report))
     if args.verbose or len(items) <= 80:
@@ -123,6 +129,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(per_question_markdown(report))
     jp, mp = write_reports(report, args.out)
     print(f"\nreports: {jp} {mp}", file=sys.stderr)
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    try:
+        from ui.app import launch
+    except ImportError as exc:
+        if "gradio" not in str(exc):
+            raise
+        print("error: the chat needs Gradio — pip install 'rag-vi[ui]'", file=sys.stderr)
+        return 1
+    launch(args.host, args.port, _settings(args))
     return 0
 
 
@@ -158,6 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--out", default="eval/out", help="folder for the JSON and Markdown reports")
     pe.add_argument("--index", help="index folder")
     pe.set_defaults(func=cmd_eval)
+
+    pc = sub.add_parser("chat", help="start the chat UI (Gradio) on http://127.0.0.1:7860")
+    pc.add_argument("--host", default=None, help="default 127.0.0.1 (0.0.0.0 on a Space)")
+    pc.add_argument("--port", type=int, default=None, help="default 7860 (GRADIO_SERVER_PORT)")
+    pc.add_argument("--generator", choices=["local", "transformers", "openai", "extractive"])
+    pc.add_argument("--index", help="index folder")
+    pc.set_defaults(func=cmd_chat)
     return p
 
 

@@ -27,7 +27,8 @@ NOT_FOUND = "Tài liệu hiện có không chứa thông tin để trả lời c
 # cosine ≤ 0.81 and share few word pairs with the passages; in-domain ones are above either bar.
 GATE_COSINE = 0.82
 GATE_COVERAGE = 0.5
-_FOLLOW_UP = re.compile(r"^(còn|vậy|thế|và|con|vay|the|va)\b|thì sao|thi sao|\b(đó|này|ấy|họ|nó)\b", re.I)
+_FOLLOW_UP = re.compile(r"^(còn|vậy|thế còn|và)\s|thì sao|thi sao", re.I)
+_PRONOUN = re.compile(r"\b(đó|này|ấy|họ|nó|vậy)\b", re.I)
 _SYL = re.compile(r"\w+")
 
 
@@ -125,6 +126,16 @@ class RAG:
     def retriever(self) -> Retriever:
         return Retriever.load(self.settings.index_dir, self.embedder, self.settings.reranker)
 
+    def for_index(self, index_dir: str) -> RAG:
+        """A RAG over another index that shares this one's embedder and loaded generators."""
+        other = RAG(Settings(**{**self.settings.__dict__, "index_dir": index_dir}), embedder=self.embedder)
+        other._generators = self._generators
+        other._lock = self._lock
+        return other
+
+    def has_generator(self, name: str | None = None) -> bool:
+        return (name or self.settings.generator) in self._generators
+
     def reload(self) -> None:
         """Re-read the index from disk (after documents were added)."""
         with self._lock:
@@ -161,7 +172,10 @@ class RAG:
 
     def search_query(self, question: str, history: list[tuple[str, str]]) -> str:
         """The text used for retrieval: a follow-up question carries the previous one with it."""
-        if history and (len(question.split()) <= 8 or _FOLLOW_UP.search(question)):
+        words = len(question.split())
+        if history and (
+            words <= 4 or _FOLLOW_UP.search(question) or (words <= 8 and _PRONOUN.search(question))
+        ):
             return f"{history[-1][0]} {question}"
         return question
 
@@ -191,7 +205,8 @@ class RAG:
     ) -> Iterator[str]:
         t0 = time.perf_counter()
         timings = Timings()
-        hits = self.retrieve(self.search_query(q, history), k or self.settings.top_k)
+        query = self.search_query(q, history)
+        hits = self.retrieve(query, k or self.settings.top_k)
         timings.retrieval_ms = (time.perf_counter() - t0) * 1000
         gen = self.generator(gen_name)
         if gen.name != (gen_name or self.settings.generator):
@@ -203,7 +218,7 @@ class RAG:
             answer.timings.total_ms = (time.perf_counter() - t0) * 1000
             holder["answer"] = answer
 
-        if off_topic(q, hits) and not history:
+        if off_topic(query, hits):
             yield NOT_FOUND
             finish(Answer(q, NOT_FOUND, [], True, hits[:3], hits, gen.name, timings, warnings))
             return

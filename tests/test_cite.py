@@ -7,7 +7,10 @@ def hit(text: str, n: int = 0) -> Hit:
 
 
 P = [
-    hit("Phát huy thế mạnh về hơn 13.000 điểm giao dịch trải rộng tới tận cấp xã. Bưu điện Việt Nam sẽ xây dựng hệ sinh thái dịch vụ số.", 0),
+    hit(
+        "Phát huy thế mạnh về hơn 13.000 điểm giao dịch trải rộng tới tận cấp xã. Bưu điện Việt Nam sẽ xây dựng hệ sinh thái dịch vụ số.",
+        0,
+    ),
     hit("Hội nghị được truyền trực tiếp tới 169 điểm cầu với 5.561 cán bộ tham gia.", 1),
     hit("Đồng chí Phan Xuân Dũng khẳng định Nghị quyết 52-NQ/TW là kim chỉ nam hành động.", 2),
 ]

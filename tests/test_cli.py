@@ -9,13 +9,28 @@ from .conftest import CORPUS, INDEX
 
 
 def test_search_prints_ranked_passages(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["search", "Bưu điện Việt Nam có bao nhiêu điểm giao dịch?", "-k", "3", "--index", str(INDEX)]) == 0
+    assert (
+        main(["search", "Bưu điện Việt Nam có bao nhiêu điểm giao dịch?", "-k", "3", "--index", str(INDEX)])
+        == 0
+    )
     out = capsys.readouterr().out
     assert out.startswith("[1] ") and "13.000 điểm giao dịch" in out and "[3] " in out
 
 
 def test_ask_prints_answer_and_sources(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["ask", "Chỉ thị 16/CT-TTg đưa ra bao nhiêu giải pháp lớn?", "--generator", "extractive", "--index", str(INDEX)]) == 0
+    assert (
+        main(
+            [
+                "ask",
+                "Chỉ thị 16/CT-TTg đưa ra bao nhiêu giải pháp lớn?",
+                "--generator",
+                "extractive",
+                "--index",
+                str(INDEX),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "6 giải pháp lớn" in out and "Nguồn:" in out and "[1] Hải Dương" in out
 

@@ -79,7 +79,13 @@ def test_answer_metrics_by_hand() -> None:
     assert m["citation_precision"] == pytest.approx(1 / 3)
     assert m["false_abstention"] == pytest.approx(1 / 3)
     assert m["abstention_unanswerable"] == 0.5
-    assert [r.verdict for r in results] == ["correct, cited", "correct, bad citation", "WRONG (abstained)", "ok (abstained)", "WRONG (answered)"]
+    assert [r.verdict for r in results] == [
+        "correct, cited",
+        "correct, bad citation",
+        "WRONG (abstained)",
+        "ok (abstained)",
+        "WRONG (answered)",
+    ]
 
 
 def test_percentile() -> None:
@@ -108,7 +114,19 @@ def test_project_question_set() -> None:
     answerable = [i for i in items if i.answerable]
     kinds = {i.kind for i in answerable}
     assert len(answerable) >= 50 and len(items) - len(answerable) >= 10
-    assert {"number", "date", "name", "definition", "list", "paraphrase", "abbreviation", "no-diacritics", "lowercase", "english", "multi-part"} <= kinds
+    assert {
+        "number",
+        "date",
+        "name",
+        "definition",
+        "list",
+        "paraphrase",
+        "abbreviation",
+        "no-diacritics",
+        "lowercase",
+        "english",
+        "multi-part",
+    } <= kinds
     assert {i.kind for i in items if not i.answerable} == {"off-topic", "near-topic"}
     assert len({i.id for i in items}) == len(items)
 

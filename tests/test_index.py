@@ -51,7 +51,9 @@ def test_incremental_rebuild_embeds_only_changes(tmp_path: Path, corpus_copy: Pa
     assert len(list(Path(s.index_dir).glob("chunks-*.jsonl"))) == 1
 
 
-def test_crash_mid_build_leaves_previous_index_usable(fake_index: Settings, corpus_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crash_mid_build_leaves_previous_index_usable(
+    fake_index: Settings, corpus_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     before = store.read_manifest(fake_index.index_dir)
     (corpus_copy / "extra.txt").write_text("Một tài liệu mới về chuyển đổi số.", "utf-8")
 

@@ -93,12 +93,19 @@ def test_llm_that_cannot_load_falls_back_to_extractive(tmp_path) -> None:  # typ
     a = RAG(s).ask("Bưu điện Việt Nam có bao nhiêu điểm giao dịch?")
     assert a.generator == "extractive" and not a.abstained and "13.000" in a.text
     assert any("unavailable" in w for w in a.warnings)
-    s2 = Settings(index_dir=str(INDEX), generator="local", llm_path=str(tmp_path / "missing.gguf"), fallback_extractive=False)
+    s2 = Settings(
+        index_dir=str(INDEX),
+        generator="local",
+        llm_path=str(tmp_path / "missing.gguf"),
+        fallback_extractive=False,
+    )
     with pytest.raises(ModelLoadError, match="RAG_LLM_PATH|llama-cpp-python"):
         RAG(s2).ask("Bưu điện Việt Nam có bao nhiêu điểm giao dịch?")
 
 
 def test_display_filter() -> None:
     d = _Display()
-    out = "".join(d.feed(c) for c in ["Trả ", "lời: ", "Có 6 ", "giải pháp [1].", "\nNguồn", ": [1]"]) + d.feed("", final=True)
+    out = "".join(
+        d.feed(c) for c in ["Trả ", "lời: ", "Có 6 ", "giải pháp [1].", "\nNguồn", ": [1]"]
+    ) + d.feed("", final=True)
     assert out == "Có 6 giải pháp [1]."

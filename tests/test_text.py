@@ -2,7 +2,16 @@ import unicodedata
 
 import pytest
 
-from rag.text import expand_abbreviations, fold, folded_tokens, match_form, nfc, split_sentences, tokens, tone_normalize
+from rag.text import (
+    expand_abbreviations,
+    fold,
+    folded_tokens,
+    match_form,
+    nfc,
+    split_sentences,
+    tokens,
+    tone_normalize,
+)
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,9 @@ from ..types import Hit
 class OpenAIGenerator:
     name = "openai"
 
-    def __init__(self, base_url: str, model: str, api_key: str = "", max_new_tokens: int = 200, timeout: float = 120.0) -> None:
+    def __init__(
+        self, base_url: str, model: str, api_key: str = "", max_new_tokens: int = 200, timeout: float = 120.0
+    ) -> None:
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
         self.max_new_tokens = max_new_tokens

@@ -1,0 +1,302 @@
+"""Gradio chat for the Vietnamese document Q&A: streaming answers, checkable sources, uploads.
+
+Run with ``rag chat`` or ``python ui/app.py``. Gradio is imported here only; ``rag`` never imports ui.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+import re
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # `python ui/app.py`, as a Hugging Face Space runs it
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import gradio as gr
+
+from rag.config import Settings
+from rag.errors import RagError
+from rag.pipeline import RAG
+from rag.types import Answer
+from rag.uploads import MAX_FILE_BYTES, Workspace
+
+logger = logging.getLogger(__name__)
+
+EXAMPLES = [
+    "Chỉ thị 16/CT-TTg đưa ra bao nhiêu giải pháp lớn?",
+    "Bưu điện Việt Nam có bao nhiêu điểm giao dịch?",
+    "Chuyển đổi số là gì?",
+    "Mục tiêu chuyển đổi số của Hải Dương đến năm 2025 là gì?",
+]
+GENERATORS = ["local", "extractive", "transformers", "openai"]
+_CITE = re.compile(r"\[(\d+)\]")
+
+CSS = """
+.src-card {border:1px solid var(--border-color-primary); border-radius:8px; padding:10px 12px; margin:8px 0;}
+.src-card.flash, .src-card:target {outline:3px solid #f59e0b;}
+.src-card mark {background:#fde68a; color:inherit; padding:0 2px;}
+.src-head {font-weight:600;} .src-meta {font-size:0.85em; opacity:0.75;}
+.src-related {border-style:dashed; opacity:0.9;}
+.abstain-note {color:#b45309;}
+"""
+HEAD = """<script>
+document.addEventListener('click', (e) => {
+  const a = e.target.closest && e.target.closest('a');
+  if (!a) return;
+  const m = (a.getAttribute('href') || '').match(/#nguon-(\\d+)$/);
+  if (!m) return;
+  e.preventDefault(); e.stopPropagation();
+  const card = document.getElementById('nguon-' + m[1]);
+  if (card) {
+    card.scrollIntoView({behavior: 'smooth', block: 'center'});
+    document.querySelectorAll('.src-card.flash').forEach(c => c.classList.remove('flash'));
+    card.classList.add('flash');
+  }
+}, true);
+</script>"""
+
+
+def esc(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def render_answer(a: Answer) -> str:
+    """Answer text for the chat bubble: escaped, with [n] linked to its source card."""
+    if a.abstained:
+        return f"⚠️ **Không tìm thấy câu trả lời trong tài liệu.**\n\n{esc(a.text)}"
+    return _CITE.sub(lambda m: f"[[{m.group(1)}]](#nguon-{m.group(1)})", esc(a.text))
+
+
+def render_sources(a: Answer | None, show: bool = True) -> str:
+    if a is None or not show:
+        return ""
+    parts = []
+    if a.abstained:
+        parts.append('<p class="abstain-note">Tài liệu không có câu trả lời. Các đoạn có thể liên quan:</p>')
+        for h in a.related:
+            parts.append(
+                f'<div class="src-card src-related"><div class="src-head">{esc(h.title)}</div>'
+                f'<div class="src-meta">{esc(h.doc_id)} · điểm {h.score:.2f}</div><div>{esc(h.text)}</div></div>'
+            )
+        return "\n".join(parts)
+    for c in a.citations:
+        if c.quote_start >= 0 and c.text[c.quote_start :].startswith(c.quote):
+            i, j = c.quote_start, c.quote_start + len(c.quote)
+            body = f"{esc(c.text[:i])}<mark>{esc(c.text[i:j])}</mark>{esc(c.text[j:])}"
+        else:
+            body = esc(c.text)
+        src = f" · {esc(c.source)}" if c.source else ""
+        parts.append(
+            f'<div class="src-card" id="nguon-{c.n}"><div class="src-head">[{c.n}] {esc(c.title)}</div>'
+            f'<div class="src-meta">{esc(c.doc_id)}{src} · điểm {c.score:.2f}</div>'
+            f'<div class="src-body">{body.replace(chr(10), "<br>")}</div></div>'
+        )
+    return "\n".join(parts)
+
+
+def render_timings(a: Answer) -> str:
+    t = a.timings
+    bits = [f"truy xuất {t.retrieval_ms:.0f} ms"]
+    if t.first_token_ms is not None and not a.abstained or (a.abstained and t.first_token_ms):
+        bits.append(f"token đầu {t.first_token_ms / 1000:.1f} s")
+    if t.tokens_per_s:
+        bits.append(f"{t.tokens_per_s:.1f} token/s")
+    bits.append(f"tổng {t.total_ms / 1000:.1f} s · {a.generator}")
+    return "⏱ " + " · ".join(bits)
+
+
+class ChatApp:
+    """Holds the shared RAG (models loaded once) and each session's upload workspace."""
+
+    def __init__(self, settings: Settings | None = None, rag: RAG | None = None) -> None:
+        self.rag = rag or RAG(settings)
+        self.settings = self.rag.settings
+        self._workspaces: dict[str, RAG] = {}
+        self._lock = threading.Lock()
+
+    def rag_for(self, state: dict[str, Any]) -> RAG:
+        ws = state.get("workspace")
+        if not ws:
+            return self.rag
+        with self._lock:
+            if ws not in self._workspaces:
+                self._workspaces[ws] = self.rag.for_index(str(Workspace(self.settings, ws).index_dir))
+            return self._workspaces[ws]
+
+    def respond(
+        self, message: str, chat: list[dict], state: dict[str, Any], gen_name: str, k: int, show: bool
+    ):  # type: ignore[no-untyped-def]
+        message = (message or "").strip()
+        if not message:
+            gr.Warning("Hãy nhập một câu hỏi về tài liệu.")
+            yield chat, state, gr.update(), gr.update(), message
+            return
+        state = {
+            **state,
+            "history": list(state.get("history", [])),
+            "answers": list(state.get("answers", [])),
+        }
+        chat = [
+            *chat,
+            {"role": "user", "content": esc(message)},
+            {"role": "assistant", "content": "⏳ Đang tìm trong tài liệu…"},
+        ]
+        yield chat, state, "", "", ""
+        rag = self.rag_for(state)
+        try:
+            if not rag.has_generator(gen_name) and gen_name != "extractive":
+                chat[-1]["content"] = "⏳ Đang tải mô hình… (chỉ lần đầu, vài giây)"
+                yield chat, state, "", "", ""
+            stream = rag.stream(message, state["history"], generator=gen_name, k=int(k))
+            text, last = "", 0.0
+            for delta in stream:
+                text += delta
+                if time.monotonic() - last > 0.08:
+                    chat[-1]["content"] = esc(text) + " ▌"
+                    last = time.monotonic()
+                    yield chat, state, "", "", ""
+            a = stream.answer
+        except RagError as exc:
+            chat[-1]["content"] = f"❌ {esc(str(exc))}"
+            yield chat, state, "", "", ""
+            return
+        chat[-1]["content"] = render_answer(a)
+        for w in a.warnings:
+            gr.Warning(w)
+        state["history"].append((message, a.text))
+        state["answers"].append(
+            {
+                "question": message,
+                "answer": a.text,
+                "abstained": a.abstained,
+                "sources": [
+                    {"n": c.n, "doc_id": c.doc_id, "chunk_id": c.chunk_id, "quote": c.quote}
+                    for c in a.citations
+                ],
+            }
+        )
+        yield chat, state, render_sources(a, show), render_timings(a), ""
+
+    def feedback(self, state: dict[str, Any], data: gr.LikeData) -> None:
+        idx = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
+        n = (int(idx) - 1) // 2  # assistant messages sit at odd positions
+        answers = state.get("answers", [])
+        if not 0 <= n < len(answers):
+            return
+        vote = "up" if data.liked is True else "down" if data.liked is False else str(data.liked)
+        record = {**answers[n], "vote": vote, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        path = Path(self.settings.feedback_file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock, path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        gr.Info("Cảm ơn phản hồi của bạn!")
+
+    def upload(self, files: list[str] | None, state: dict[str, Any], progress=gr.Progress()):  # type: ignore[no-untyped-def]
+        if not files:
+            return state, "Chưa chọn tệp nào."
+        ws = Workspace(self.settings, state.get("workspace") or None)
+        progress(0, desc="Đang đọc tài liệu…")
+
+        def step(done: int, total: int) -> None:
+            progress(done / max(total, 1), desc=f"Đang lập chỉ mục {done}/{total} đoạn")
+
+        try:
+            report = ws.add([Path(f) for f in files], self.rag.embedder, step)
+        except RagError as exc:
+            return state, f"❌ Không thể thêm tài liệu: {esc(str(exc))}. Chỉ mục cũ vẫn được giữ nguyên."
+        lines = []
+        if report.added:
+            state = {**state, "workspace": ws.id}
+            with self._lock:
+                self._workspaces.pop(ws.id, None)
+            lines.append("✅ Đã thêm: " + ", ".join(esc(n) for n in report.added) + ". Bạn có thể hỏi ngay.")
+        for name, why in report.rejected:
+            lines.append(f"⚠️ {esc(name)}: {esc(why)}")
+        return state, "\n\n".join(lines)
+
+    def build(self) -> gr.Blocks:
+        with gr.Blocks(title="Hỏi đáp tài liệu tiếng Việt") as demo:
+            state = gr.State({"history": [], "answers": [], "workspace": None})
+            gr.Markdown(
+                "## Hỏi đáp tài liệu tiếng Việt\nMọi câu trả lời đều kèm nguồn [n]: bấm vào số để xem đoạn trích."
+            )
+            with gr.Row():
+                with gr.Column(scale=3):
+                    chatbot = gr.Chatbot(
+                        label="Trò chuyện",
+                        height=480,
+                        buttons=["copy", "copy_all"],
+                        elem_id="chat",
+                        placeholder="Đặt câu hỏi về các tài liệu…",
+                    )
+                    timing = gr.Markdown(elem_id="timing")
+                    with gr.Row():
+                        box = gr.Textbox(
+                            placeholder="Nhập câu hỏi, ví dụ: Chuyển đổi số là gì?",
+                            show_label=False,
+                            scale=5,
+                            elem_id="question",
+                        )
+                        send = gr.Button("Gửi", variant="primary", scale=1, elem_id="send")
+                    clear = gr.Button("Xóa hội thoại", size="sm")
+                    gr.Examples(EXAMPLES, inputs=box, label="Câu hỏi mẫu")
+                with gr.Column(scale=2):
+                    gr.Markdown("### Nguồn")
+                    sources = gr.HTML(elem_id="sources")
+                    with gr.Accordion("Thêm tài liệu", open=False):
+                        files = gr.File(
+                            file_count="multiple",
+                            file_types=[".txt", ".md", ".pdf", ".docx", ".html"],
+                            label=f"Tệp .txt .md .pdf .docx .html (tối đa {MAX_FILE_BYTES // 2**20} MB)",
+                            elem_id="upload",
+                        )
+                        add = gr.Button("Thêm vào chỉ mục", elem_id="add-docs")
+                        upload_status = gr.Markdown(elem_id="upload-status")
+                    with gr.Accordion("Cài đặt", open=False):
+                        gen = gr.Dropdown(GENERATORS, value=self.settings.generator, label="Mô hình trả lời")
+                        k = gr.Slider(
+                            1, 10, value=self.settings.top_k, step=1, label="Số đoạn truy xuất (top-k)"
+                        )
+                        show = gr.Checkbox(True, label="Hiện nguồn")
+            outs = [chatbot, state, sources, timing, box]
+            ins = [box, chatbot, state, gen, k, show]
+            send.click(self.respond, ins, outs, concurrency_limit=4, api_name="ask")
+            box.submit(self.respond, ins, outs, concurrency_limit=4, api_name=False)
+            chatbot.like(self.feedback, [state], None)
+            add.click(
+                self.upload, [files, state], [state, upload_status], concurrency_limit=1, api_name="upload"
+            )
+            clear.click(
+                lambda s: ([], {**s, "history": [], "answers": []}, "", ""),
+                [state],
+                [chatbot, state, sources, timing],
+                api_name=False,
+            )
+        return demo
+
+
+def launch(host: str | None = None, port: int | None = None, settings: Settings | None = None) -> None:
+    host = (
+        host
+        or os.environ.get("GRADIO_SERVER_NAME")
+        or ("0.0.0.0" if os.environ.get("SPACE_ID") else "127.0.0.1")
+    )
+    port = port or int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
+    app = ChatApp(settings)
+    demo = app.build()
+    demo.queue(default_concurrency_limit=4, max_size=64)
+    demo.launch(
+        server_name=host, server_port=port, css=CSS, head=HEAD, max_file_size=MAX_FILE_BYTES, show_error=True
+    )
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    launch()
