@@ -132,7 +132,7 @@ def verify(reply: str, passages: list[Hit]) -> Verified:
                 text=h.chunk.text,
                 quote=quote,
                 chunk_id=h.chunk_id,
-                score=h.score,
+                score=h.dense if h.dense is not None else h.score,
                 source=h.chunk.source,
                 quote_start=start,
             )

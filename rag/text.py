@@ -98,9 +98,17 @@ def _is_abbrev(text: str, dot: int) -> bool:
 def split_sentences(text: str, offset: int = 0) -> list[tuple[int, int]]:
     """Sentence spans ``(start, end)`` of ``text`` (plus ``offset``), whitespace trimmed.
 
-    A sentence ends at ``. ! ? …`` followed by white space and a capital, a digit or an opening
-    quote/bracket. "TP. Hồ Chí Minh", "5.561", "4.0", "04/5/2017", "52-NQ/TW" do not end one.
+    A sentence ends at a line break, or at ``. ! ? …`` followed by white space and a capital, a
+    digit or an opening quote/bracket. "TP. Hồ Chí Minh", "5.561", "4.0", "04/5/2017", "52-NQ/TW"
+    do not end one.
     """
+    if "\n" in text:
+        out: list[tuple[int, int]] = []
+        pos = 0
+        for line in text.split("\n"):
+            out.extend(split_sentences(line, offset + pos))
+            pos += len(line) + 1
+        return out
     spans: list[tuple[int, int]] = []
     start = 0
     for m in _END.finditer(text):

@@ -93,7 +93,7 @@ class Citation:
     text: str
     quote: str
     chunk_id: str
-    score: float
+    score: float  # cosine similarity of the passage to the question (fused score without one)
     source: str = ""
     quote_start: int = -1  # offset of ``quote`` inside ``text`` (-1 when not found)
 

@@ -80,3 +80,36 @@ def real_rag():  # type: ignore[no-untyped-def]
     from rag.pipeline import RAG
 
     return RAG(Settings(index_dir=str(INDEX), generator="extractive", cache_dir="/tmp/rag-vi-test-cache"))
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ui_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The chat app served on a free local port (extractive answers: fast and deterministic)."""
+    pytest.importorskip("gradio")
+    from ui.app import CSS, HEAD, ChatApp
+
+    tmp = tmp_path_factory.mktemp("ui")
+    s = Settings(
+        index_dir=str(INDEX),
+        generator="extractive",
+        upload_dir=str(tmp / "up"),
+        feedback_file=str(tmp / "fb.jsonl"),
+        cache_dir=str(tmp / "cache"),
+    )
+    app = ChatApp(s)
+    demo = app.build()
+    demo.queue()
+    port = free_port()
+    demo.launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, css=CSS, head=HEAD, quiet=True
+    )
+    yield f"http://127.0.0.1:{port}/", app
+    demo.close()

@@ -82,3 +82,10 @@ def test_abbreviation_expansion() -> None:
     out = expand_abbreviations("CMCN và KH&CN")
     assert "cách mạng công nghiệp" in out and "khoa học và công nghệ" in out
     assert expand_abbreviations("không có viết tắt") == "không có viết tắt"
+
+
+def test_line_breaks_end_sentences() -> None:
+    assert _sents("Tỉnh có 31 điểm du lịch.\n<script>x</script> và thêm") == [
+        "Tỉnh có 31 điểm du lịch.",
+        "<script>x</script> và thêm",
+    ]

@@ -1,46 +1,16 @@
 """The chat through its Gradio API, as a client program would use it (extractive: no LLM)."""
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
 
-from rag.config import Settings
 from rag.ingest import read_folder
 
-from .conftest import CORPUS, INDEX
+from .conftest import CORPUS
 
 gr = pytest.importorskip("gradio")
 pytest.importorskip("gradio_client")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    from ui.app import CSS, HEAD, ChatApp
-
-    tmp = tmp_path_factory.mktemp("ui")
-    s = Settings(
-        index_dir=str(INDEX),
-        generator="extractive",
-        upload_dir=str(tmp / "up"),
-        feedback_file=str(tmp / "fb.jsonl"),
-    )
-    app = ChatApp(s)
-    demo = app.build()
-    demo.queue()
-    port = free_port()
-    demo.launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, css=CSS, head=HEAD, quiet=True
-    )
-    yield f"http://127.0.0.1:{port}/", app
-    demo.close()
 
 
 def _text(message: dict) -> str:
@@ -48,10 +18,10 @@ def _text(message: dict) -> str:
     return c if isinstance(c, str) else "".join(p.get("text", "") for p in c)
 
 
-def test_answer_with_citation_quote_from_corpus(server) -> None:  # type: ignore[no-untyped-def]
+def test_answer_with_citation_quote_from_corpus(ui_server) -> None:  # type: ignore[no-untyped-def]
     from gradio_client import Client
 
-    url, _ = server
+    url, _ = ui_server
     chat, sources, timing, box = Client(url, verbose=False).predict(
         "Bưu điện Việt Nam có bao nhiêu điểm giao dịch?", [], "extractive", 5, True, api_name="/ask"
     )
@@ -61,13 +31,13 @@ def test_answer_with_citation_quote_from_corpus(server) -> None:  # type: ignore
     quote = sources.split("<mark>")[1].split("</mark>")[0]
     corpus = " ".join(d.text for d in read_folder(CORPUS)[0])
     assert quote.replace("<br>", "\n") in corpus
-    assert timing.startswith("⏱ truy xuất") and box == ""
+    assert timing.startswith("Thời gian: truy xuất") and box == ""
 
 
-def test_off_topic_abstains(server) -> None:  # type: ignore[no-untyped-def]
+def test_off_topic_abstains(ui_server) -> None:  # type: ignore[no-untyped-def]
     from gradio_client import Client
 
-    url, _ = server
+    url, _ = ui_server
     chat, sources, _, _ = Client(url, verbose=False).predict(
         "Who won the 2018 FIFA World Cup?", [], "extractive", 5, True, api_name="/ask"
     )
@@ -85,10 +55,10 @@ def test_document_text_is_escaped() -> None:
     assert "<script>" not in out and "<img" not in out and "&lt;script&gt;" in out
 
 
-def test_feedback_recorded(server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_feedback_recorded(ui_server) -> None:  # type: ignore[no-untyped-def]
     import gradio as gr
 
-    _, app = server
+    _, app = ui_server
     state = {"answers": [{"question": "q", "answer": "a [1]", "abstained": False, "sources": [{"n": 1}]}]}
     app.feedback(state, gr.LikeData(None, {"index": 1, "value": "a [1]", "liked": False}))
     line = Path(app.settings.feedback_file).read_text("utf-8").splitlines()[-1]

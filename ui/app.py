@@ -83,7 +83,7 @@ def render_sources(a: Answer | None, show: bool = True) -> str:
         for h in a.related:
             parts.append(
                 f'<div class="src-card src-related"><div class="src-head">{esc(h.title)}</div>'
-                f'<div class="src-meta">{esc(h.doc_id)} · điểm {h.score:.2f}</div><div>{esc(h.text)}</div></div>'
+                f'<div class="src-meta">{esc(h.doc_id)} · độ tương đồng {(h.dense if h.dense is not None else h.score):.2f}</div><div>{esc(h.text)}</div></div>'
             )
         return "\n".join(parts)
     for c in a.citations:
@@ -95,7 +95,7 @@ def render_sources(a: Answer | None, show: bool = True) -> str:
         src = f" · {esc(c.source)}" if c.source else ""
         parts.append(
             f'<div class="src-card" id="nguon-{c.n}"><div class="src-head">[{c.n}] {esc(c.title)}</div>'
-            f'<div class="src-meta">{esc(c.doc_id)}{src} · điểm {c.score:.2f}</div>'
+            f'<div class="src-meta">{esc(c.doc_id)}{src} · độ tương đồng {c.score:.2f}</div>'
             f'<div class="src-body">{body.replace(chr(10), "<br>")}</div></div>'
         )
     return "\n".join(parts)
@@ -109,7 +109,7 @@ def render_timings(a: Answer) -> str:
     if t.tokens_per_s:
         bits.append(f"{t.tokens_per_s:.1f} token/s")
     bits.append(f"tổng {t.total_ms / 1000:.1f} s · {a.generator}")
-    return "⏱ " + " · ".join(bits)
+    return "Thời gian: " + " · ".join(bits)
 
 
 class ChatApp:
@@ -198,7 +198,7 @@ class ChatApp:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
         gr.Info("Cảm ơn phản hồi của bạn!")
 
-    def upload(self, files: list[str] | None, state: dict[str, Any], progress=gr.Progress()):  # type: ignore[no-untyped-def]
+    def upload(self, files: list[str] | None, state: dict[str, Any], progress=gr.Progress()):  # type: ignore[no-untyped-def]  # noqa: B008
         if not files:
             return state, "Chưa chọn tệp nào."
         ws = Workspace(self.settings, state.get("workspace") or None)
