@@ -85,13 +85,17 @@ def parse_markers(text: str) -> list[int]:
     return out
 
 
-def verify(reply: str, passages: list[Hit]) -> Verified:
-    """Check and repair the citations of a model reply over the numbered ``passages``."""
+def verify(reply: str, passages: list[Hit], question: str = "") -> Verified:
+    """Check and repair the citations of a model reply over the numbered ``passages``.
+
+    A short claim ("15", "Chu Bá Long") is checked together with the question it answers, so the
+    passage must also be about what was asked.
+    """
     body = strip_format(reply)
     low = match_form(reply)
     listed = parse_markers(reply[low.rfind("nguồn:") :]) if "nguồn:" in low else []
     sentences = [body[s:e] for s, e in split_sentences(body)] or ([body] if body.strip() else [])
-    has_inline = any(parse_markers(s) for s in sentences)
+    all_marks = list(dict.fromkeys(listed + [n for s in sentences for n in parse_markers(s)]))
 
     order: list[int] = []  # passage indexes (0-based) in order of first citation
     quotes: dict[int, tuple[str, int]] = {}
@@ -101,14 +105,15 @@ def verify(reply: str, passages: list[Hit]) -> Verified:
         claim = _MARK.sub("", sent).strip()
         if not _SYL.search(claim):
             continue
-        cands = marks if has_inline else listed
+        cands = marks or all_marks
         valid = [n - 1 for n in cands if 1 <= n <= len(passages)]
         dropped.extend(n for n in cands if not 1 <= n <= len(passages))
-        keep = [i for i in dict.fromkeys(valid) if support(claim, passages[i].chunk.text) >= MIN_OVERLAP]
+        checked = f"{question} {claim}" if question and len(_SYL.findall(claim)) < 6 else claim
+        keep = [i for i in dict.fromkeys(valid) if support(checked, passages[i].chunk.text) >= MIN_OVERLAP]
         dropped.extend(i + 1 for i in valid if i not in keep)
         if not keep:
-            scores = [support(claim, h.chunk.text) for h in passages]
-            if scores and max(scores) >= MIN_OVERLAP and is_vietnamese(claim):
+            scores = [support(checked, h.chunk.text) for h in passages]
+            if scores and max(scores) >= MIN_OVERLAP and (is_vietnamese(checked) or _NUM.search(claim)):
                 keep = [max(range(len(scores)), key=lambda i: scores[i])]
         for i in keep:
             if i not in order:

@@ -9,11 +9,12 @@ import time
 from collections.abc import Iterator
 from functools import cached_property
 
-from .cite import verify
+from .cite import Verified, parse_markers, verify
 from .config import Settings
 from .embed import Embedder, make_embedder
 from .errors import EmptyQuestionError, MissingDependencyError, ModelLoadError
 from .generators import Generator, make_generator
+from .generators.extractive import rank_sentences
 from .index import passage_text
 from .prompt import says_not_found, strip_format
 from .retrieve import Mode, Retriever
@@ -30,6 +31,7 @@ GATE_COVERAGE = 0.5
 _FOLLOW_UP = re.compile(r"^(còn|vậy|thế còn|và)\s|thì sao|thi sao", re.I)
 _PRONOUN = re.compile(r"\b(đó|này|ấy|họ|nó|vậy)\b", re.I)
 _SYL = re.compile(r"\w+")
+_MARKS = re.compile(r"\[\d+(?:\s*[,;]\s*\d+)*\]")
 
 
 def _bigrams(text: str) -> set[tuple[str, str]]:
@@ -235,11 +237,29 @@ class RAG:
         if tail:
             yield tail
         raw = display.raw
-        checked = verify(raw, passages)
+        checked = verify(raw, passages, q)
+        if not checked.grounded and not says_not_found(strip_format(raw)):
+            checked = self._from_pointed_passages(q, raw, passages) or checked
         if says_not_found(strip_format(raw)) or not checked.grounded:
             finish(Answer(q, NOT_FOUND, [], True, hits[:3], hits, gen.name, timings, warnings))
             return
         finish(Answer(q, checked.text, checked.citations, False, [], hits, gen.name, timings, warnings))
+
+    @staticmethod
+    def _from_pointed_passages(q: str, raw: str, passages: list[Hit]) -> Verified | None:
+        """A reply of markers only ("Trả lời: [2]") points at passages but says nothing: answer
+        from the best matching sentence of the passages it pointed at."""
+        if _SYL.search(_MARKS.sub("", strip_format(raw))):
+            return None  # the model did write a claim; it just was not supported
+        pointed = [n for n in dict.fromkeys(parse_markers(raw)) if 1 <= n <= len(passages)]
+        if not pointed:
+            return None
+        ranked = rank_sentences(q, [passages[n - 1] for n in pointed])
+        if not ranked or ranked[0][0] <= 0:
+            return None
+        _, i, sent = ranked[0]
+        v = verify(f"{sent} [{pointed[i]}]", passages, q)
+        return v if v.grounded else None
 
     def ask(
         self,

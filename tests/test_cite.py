@@ -58,3 +58,21 @@ def test_support_and_markers() -> None:
     assert support("13000 điểm giao dịch", P[0].text) == 1.0
     assert support("14.000 điểm giao dịch", P[0].text) == 0.0
     assert parse_markers("a [1] b [2, 3] c [4;5]") == [1, 2, 3, 4, 5]
+
+
+def test_short_claim_is_checked_with_its_question() -> None:
+    # "Phan Xuân Dũng" is in passage 3, but that passage says nothing about who chairs the province
+    assert not verify("Trả lời: Phan Xuân Dũng [3]", P, "Ai là Chủ tịch UBND tỉnh Quảng Trị?").grounded
+    assert verify(
+        "Trả lời: Phan Xuân Dũng [3]", P, "Ai khẳng định Nghị quyết 52-NQ/TW là kim chỉ nam hành động?"
+    ).grounded
+
+
+def test_bare_number_reattached_to_passage_that_has_it() -> None:
+    v = verify("Trả lời: 169 [1]", P, "Hội nghị được truyền trực tiếp tới bao nhiêu điểm cầu?")
+    assert v.grounded and [c.doc_id for c in v.citations] == ["d1"]
+
+
+def test_marker_on_its_own_line_applies_to_the_answer() -> None:
+    v = verify("Trả lời: The conference reached 169 connection points.\n\n[2]", P)
+    assert v.grounded and v.citations[0].doc_id == "d1" and v.text.endswith("[1].")

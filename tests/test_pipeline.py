@@ -109,3 +109,11 @@ def test_display_filter() -> None:
         d.feed(c) for c in ["Trả ", "lời: ", "Có 6 ", "giải pháp [1].", "\nNguồn", ": [1]"]
     ) + d.feed("", final=True)
     assert out == "Có 6 giải pháp [1]."
+
+
+def test_reply_of_markers_only_answered_from_the_pointed_passage() -> None:
+    rag, gen = make("Trả lời: [1] [1]")
+    a = rag.ask("Bưu điện Việt Nam có bao nhiêu điểm giao dịch?")
+    pointed = gen.seen[-1][1][0]
+    assert not a.abstained and a.citations[0].chunk_id == pointed.chunk_id
+    assert a.text.endswith("[1].") and a.text[:-5] in pointed.text
