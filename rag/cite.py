@@ -79,7 +79,7 @@ class Verified:
 
 
 def parse_markers(text: str) -> list[int]:
-    out = []
+    out: list[int] = []
     for m in _MARK.finditer(text):
         out.extend(int(x) for x in re.split(r"\s*[,;]\s*", m.group(1)))
     return out
@@ -99,7 +99,9 @@ def verify(reply: str, passages: list[Hit], question: str = "") -> Verified:
 
     order: list[int] = []  # passage indexes (0-based) in order of first citation
     quotes: dict[int, tuple[str, int]] = {}
-    out_sents, dropped, grounded = [], [], False
+    out_sents: list[str] = []
+    dropped: list[int] = []
+    grounded = False
     for sent in sentences:
         marks = parse_markers(sent)
         claim = _MARK.sub("", sent).strip()

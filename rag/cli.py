@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 
-from .config import Settings
+from .config import PROJECT_ROOT, Settings
 from .errors import EmptyQuestionError, RagError
 
 
@@ -144,6 +144,27 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import bench
+    from .evaluate import load_qa
+
+    sizes = [int(x) for x in args.scale.split(",") if x.strip()] if args.scale else []
+    command = "rag bench " + " ".join(sys.argv[2:])
+    res = bench.run(
+        _settings(args),
+        load_qa(args.qa),
+        args.runs,
+        args.llm_questions,
+        sizes,
+        Path(args.out),
+        command.strip(),
+    )
+    print(bench.markdown(res, command.strip()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rag", description="Hỏi đáp có trích dẫn trên tài liệu tiếng Việt")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -183,6 +204,17 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("--generator", choices=["local", "transformers", "openai", "extractive"])
     pc.add_argument("--index", help="index folder")
     pc.set_defaults(func=cmd_chat)
+
+    pb = sub.add_parser("bench", help="measure speed and memory; writes BENCHMARKS.md")
+    pb.add_argument("--qa", default=str(PROJECT_ROOT / "eval" / "qa.jsonl"), help="questions used as queries")
+    pb.add_argument("--runs", type=int, default=3, help="repetitions (medians are reported)")
+    pb.add_argument(
+        "--llm-questions", type=int, default=8, help="questions answered by the local LLM (0 = skip)"
+    )
+    pb.add_argument("--scale", default="10000,100000,1000000", help="synthetic index sizes ('' = skip)")
+    pb.add_argument("--out", default=".", help="folder for BENCHMARKS.md and bench/")
+    pb.add_argument("--index", help="index folder")
+    pb.set_defaults(func=cmd_bench)
     return p
 
 

@@ -121,14 +121,12 @@ class Retriever:
             return []
         dense = self.vectors[cands] @ qv if qv is not None else None
         sp = sparse[cands] if sparse is not None else None
-        if mode == "dense":
-            fused = dense
-        elif mode == "bm25":
-            fused = sp
+        if dense is None or sp is None:
+            fused = dense if sp is None else sp
         elif fusion == "rrf":
-            fused = _rrf(dense) + _rrf(sp)  # type: ignore[arg-type]
+            fused = _rrf(dense) + _rrf(sp)
         else:
-            fused = DENSE_WEIGHT * _minmax(dense) + (1 - DENSE_WEIGHT) * _minmax(sp)  # type: ignore[arg-type]
+            fused = DENSE_WEIGHT * _minmax(dense) + (1 - DENSE_WEIGHT) * _minmax(sp)
         assert fused is not None
         order = np.argsort(-fused, kind="stable")
         hits = [

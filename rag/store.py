@@ -65,6 +65,7 @@ def make_faiss(vectors: np.ndarray, hnsw_threshold: int, force: str = "") -> Any
 
     dim = vectors.shape[1]
     kind = force or ("hnsw" if len(vectors) >= hnsw_threshold else "flat")
+    index: Any
     if kind == "hnsw":
         index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 80

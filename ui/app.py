@@ -268,8 +268,8 @@ class ChatApp:
             outs = [chatbot, state, sources, timing, box]
             ins = [box, chatbot, state, gen, k, show]
             send.click(self.respond, ins, outs, concurrency_limit=4, api_name="ask")
-            box.submit(self.respond, ins, outs, concurrency_limit=4, api_name=False)
-            chatbot.like(self.feedback, [state], None)
+            box.submit(self.respond, ins, outs, concurrency_limit=4, api_visibility="private")
+            chatbot.like(self.feedback, [state], None, api_visibility="private")
             add.click(
                 self.upload, [files, state], [state, upload_status], concurrency_limit=1, api_name="upload"
             )
@@ -277,7 +277,7 @@ class ChatApp:
                 lambda s: ([], {**s, "history": [], "answers": []}, "", ""),
                 [state],
                 [chatbot, state, sources, timing],
-                api_name=False,
+                api_visibility="private",
             )
         return demo
 

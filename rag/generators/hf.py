@@ -30,7 +30,7 @@ class TransformersGenerator:
         if self.tokenizer.chat_template is None:
             raise ModelLoadError(f"{model!r} has no chat template; use an instruction-tuned model")
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.model.to(self.device).eval()
+        self.model.to(self.device).eval()  # type: ignore[arg-type]
         self.max_new_tokens = max_new_tokens
         self._lock = threading.Lock()
 
@@ -44,7 +44,7 @@ class TransformersGenerator:
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         kwargs = dict(**inputs, streamer=streamer, max_new_tokens=self.max_new_tokens, do_sample=False)
         with self._lock:
-            worker = threading.Thread(target=self.model.generate, kwargs=kwargs, daemon=True)
+            worker = threading.Thread(target=self.model.generate, kwargs=kwargs, daemon=True)  # type: ignore[misc]
             worker.start()
             for text in streamer:
                 if text:

@@ -7,6 +7,7 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ..config import Settings
 from ..errors import MissingDependencyError, ModelLoadError
@@ -58,7 +59,7 @@ class LlamaCppGenerator:
                 max_tokens=self.max_new_tokens,
                 repeat_penalty=1.05,
             ):
-                delta = part["choices"][0].get("delta", {})  # type: ignore[index]
-                text = delta.get("content")
+                choice: Any = part["choices"][0]  # type: ignore[index]
+                text = (choice.get("delta") or {}).get("content")
                 if text:
                     yield text

@@ -1,0 +1,239 @@
+"""``rag bench``: speed and memory, measured and written to BENCHMARKS.md.
+
+Timings on shared 2-core machines are noisy: every figure is a median over repeated runs, and
+the number of runs is printed beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import Settings
+from .evaluate import QAItem, percentile
+from .index import build_index, passage_text
+from .pipeline import RAG
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem = next(
+            int(x.split()[1])
+            for x in Path("/proc/meminfo").read_text().splitlines()
+            if x.startswith("MemTotal")
+        )
+        mem_s = f"{mem / 2**20:.0f} GiB"
+    except (OSError, StopIteration):
+        mem_s = "?"
+    return f"{cpu}, {os.cpu_count()} cores, {mem_s} RAM, Python {platform.python_version()}, {platform.system()} {platform.machine()}"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _ms(fn: Callable[[], Any]) -> float:
+    t = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t) * 1000
+
+
+def bench_index(rag: RAG, corpus: str, runs: int) -> dict[str, float]:
+    """Full build throughput vs the embedder's raw throughput on the same chunk texts."""
+    builds, raws = [], []
+    texts: list[str] = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as tmp:
+            r = build_index(corpus, tmp, settings=rag.settings, embedder=rag.embedder)
+            builds.append(r.chunks / r.seconds)
+            if not texts:
+                from . import store
+
+                texts = [passage_text(c) for c in store.load(tmp)[1]]
+        t = time.perf_counter()
+        for i in range(0, len(texts), 16):
+            rag.embedder.embed_documents(texts[i : i + 16])
+        raws.append(len(texts) / (time.perf_counter() - t))
+    b, e = statistics.median(builds), statistics.median(raws)
+    return {"chunks": len(texts), "build_chunks_per_s": b, "embed_chunks_per_s": e, "build_vs_embed": b / e}
+
+
+def bench_queries(rag: RAG, items: Sequence[QAItem], runs: int) -> dict[str, float]:
+    qs = [it.question for it in items]
+    rag.retrieve(qs[0])  # load the index
+    emb = [_ms(partial(rag.embedder.embed_query, [q])) for _ in range(runs) for q in qs]
+    ret = [_ms(partial(rag.retrieve, q)) for _ in range(runs) for q in qs]
+    ext = [_ms(partial(rag.ask, q, generator="extractive")) for _ in range(runs) for q in qs]
+    return {
+        "query_embed_ms_p50": percentile(emb, 50),
+        "retrieval_ms_p50": percentile(ret, 50),
+        "retrieval_ms_p95": percentile(ret, 95),
+        "extractive_ask_ms_p50": percentile(ext, 50),
+        "extractive_ask_ms_p95": percentile(ext, 95),
+        "query_runs": runs * len(qs),
+    }
+
+
+def bench_llm(rag: RAG, items: Sequence[QAItem], n: int) -> dict[str, float]:
+    t = time.perf_counter()
+    gen = rag.generator("local")
+    load_s = time.perf_counter() - t
+    if gen.name != "local":
+        return {"llm": 0}
+    ttft, tps, total = [], [], []
+    for it in list(items)[:n]:
+        a = rag.ask(it.question, generator="local")
+        if a.timings.first_token_ms is not None:
+            ttft.append(a.timings.first_token_ms)
+            total.append(a.timings.total_ms)
+        if a.timings.tokens_per_s:
+            tps.append(a.timings.tokens_per_s)
+    return {
+        "llm_load_s": load_s,
+        "ttft_ms_p50": percentile(ttft, 50),
+        "ttft_ms_p95": percentile(ttft, 95),
+        "llm_total_ms_p50": percentile(total, 50),
+        "tokens_per_s_p50": statistics.median(tps) if tps else float("nan"),
+        "llm_questions": len(ttft),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def synthetic(n: int, dim: int, seed: int = 0) -> np.ndarray:
+    """Clustered unit vectors (a mixture of 1,000 Gaussians), closer to real embeddings than noise."""
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((1000, dim)).astype(np.float32)
+    out = np.empty((n, dim), np.float32)
+    for i in range(0, n, 100_000):
+        m = min(100_000, n - i)
+        out[i : i + m] = centers[rng.integers(0, 1000, m)] + 0.6 * rng.standard_normal((m, dim)).astype(
+            np.float32
+        )
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    return out
+
+
+def bench_scale(sizes: Sequence[int], dim: int = 384, queries: int = 200) -> list[dict[str, float]]:
+    import faiss
+
+    from .store import make_faiss
+
+    rows = []
+    for n in sizes:
+        xb = synthetic(n, dim)
+        xq = synthetic(queries, dim, seed=1)
+        row: dict[str, float] = {"n": n}
+        results = {}
+        for kind in ("flat", "hnsw"):
+            t = time.perf_counter()
+            index = make_faiss(xb, hnsw_threshold=0, force=kind)
+            row[f"{kind}_build_s"] = time.perf_counter() - t
+            row[f"{kind}_mb"] = faiss.serialize_index(index).nbytes / 2**20
+            lat = [_ms(partial(index.search, q[None, :], 10)) for q in xq]
+            row[f"{kind}_p50_ms"] = percentile(lat, 50)
+            results[kind] = index.search(xq, 10)[1]
+            del index
+        hits = sum(len(set(a) & set(b)) for a, b in zip(results["flat"], results["hnsw"]))
+        row["hnsw_recall@10"] = hits / (10 * queries)
+        rows.append(row)
+        del xb
+    return rows
+
+
+def plot_scale(rows: list[dict[str, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ns = [r["n"] for r in rows]
+    ax.plot(ns, [r["flat_p50_ms"] for r in rows], "o-", label="exact (IndexFlatIP)")
+    ax.plot(ns, [r["hnsw_p50_ms"] for r in rows], "s-", label="HNSW (M=32, efSearch=64)")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="vectors (384-d)",
+        ylabel="p50 query latency (ms)",
+        title="FAISS search latency, 2 cores",
+    )
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def fmt(x: float) -> str:
+    if isinstance(x, float) and np.isnan(x):
+        return "-"
+    if isinstance(x, int) or float(x).is_integer():
+        return f"{int(x):,}"
+    return f"{x:.3f}" if abs(x) < 1 else f"{x:.1f}"
+
+
+def markdown(res: dict[str, Any], command: str) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Machine: {res['machine']}  ",
+        f"Command: `{command}`  ",
+        f"Date: {res['date']}",
+        "",
+    ]
+    lines += ["## Serving", "", "| measure | value |", "|---|---|"]
+    for k, v in {**res["index"], **res["queries"], **res.get("llm", {})}.items():
+        lines.append(f"| {k} | {fmt(v)} |")
+    if res.get("scale"):
+        lines += ["", "## Vector store scale check (synthetic clustered vectors, 384-d, 200 queries)", ""]
+        lines += [
+            "| vectors | exact build s | exact MB | exact p50 ms | HNSW build s | HNSW MB | HNSW p50 ms | HNSW recall@10 |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in res["scale"]:
+            lines.append(
+                f"| {r['n']:,} | {fmt(r['flat_build_s'])} | {fmt(r['flat_mb'])} | {fmt(r['flat_p50_ms'])} | "
+                f"{fmt(r['hnsw_build_s'])} | {fmt(r['hnsw_mb'])} | {fmt(r['hnsw_p50_ms'])} | {fmt(r['hnsw_recall@10'])} |"
+            )
+        lines += ["", "![latency against index size](bench/scale.png)"]
+    return "\n".join(lines) + "\n"
+
+
+def run(
+    settings: Settings,
+    items: Sequence[QAItem],
+    runs: int,
+    llm_questions: int,
+    sizes: Sequence[int],
+    out: Path,
+    command: str,
+) -> dict[str, Any]:
+    rag = RAG(settings)
+    res: dict[str, Any] = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "runs": runs}
+    res["index"] = bench_index(rag, settings.corpus_dir, runs)
+    res["queries"] = bench_queries(rag, [i for i in items if i.question], runs)
+    if llm_questions:
+        res["llm"] = bench_llm(rag, [i for i in items if i.answerable], llm_questions)
+    if sizes:
+        res["scale"] = bench_scale(sizes)
+        (out / "bench").mkdir(parents=True, exist_ok=True)
+        plot_scale(res["scale"], out / "bench" / "scale.png")
+    (out / "bench").mkdir(parents=True, exist_ok=True)
+    (out / "bench" / "results.json").write_text(json.dumps(res, indent=1, default=float), "utf-8")
+    (out / "BENCHMARKS.md").write_text(markdown(res, command), "utf-8")
+    return res
