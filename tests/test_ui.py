@@ -64,3 +64,15 @@ def test_feedback_recorded(ui_server) -> None:  # type: ignore[no-untyped-def]
     line = Path(app.settings.feedback_file).read_text("utf-8").splitlines()[-1]
     rec = json.loads(line)
     assert rec["vote"] == "down" and rec["question"] == "q" and rec["sources"] == [{"n": 1}] and rec["time"]
+
+
+def test_index_built_at_startup_when_missing(tmp_path: Path, corpus_copy: Path, fake_embedder) -> None:  # type: ignore[no-untyped-def]
+    from rag.config import Settings
+    from rag.pipeline import RAG
+    from ui.app import ChatApp, ensure_index
+
+    s = Settings(index_dir=str(tmp_path / "new-index"), corpus_dir=str(corpus_copy), generator="extractive")
+    app = ChatApp(rag=RAG(s, embedder=fake_embedder))
+    ensure_index(app)
+    assert (tmp_path / "new-index" / "manifest.json").exists()
+    assert "13.000" in app.rag.retrieve("Bưu điện Việt Nam có bao nhiêu điểm giao dịch?", 1)[0].text

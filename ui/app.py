@@ -22,7 +22,8 @@ if __package__ in (None, ""):  # `python ui/app.py`, as a Hugging Face Space run
 import gradio as gr
 
 from rag.config import Settings
-from rag.errors import RagError
+from rag.errors import IndexMismatchError, IndexNotFoundError, RagError
+from rag.index import build_index
 from rag.pipeline import RAG
 from rag.types import Answer
 from rag.uploads import MAX_FILE_BYTES, Workspace
@@ -282,6 +283,18 @@ class ChatApp:
         return demo
 
 
+def ensure_index(app: ChatApp) -> None:
+    """Build the index at startup when it is missing or was built with another embedder (a Space
+    that switches to a Hugging Face embedder through RAG_EMBEDDER starts this way)."""
+    try:
+        app.rag.retriever  # noqa: B018 - loads and checks the index
+    except (IndexNotFoundError, IndexMismatchError) as exc:
+        logger.warning("%s — building the index from %s now", exc, app.settings.corpus_dir)
+        report = build_index(settings=app.settings, embedder=app.rag.embedder)
+        logger.info("indexed %d files into %d chunks", report.files, report.chunks)
+        app.rag.reload()
+
+
 def launch(host: str | None = None, port: int | None = None, settings: Settings | None = None) -> None:
     host = (
         host
@@ -290,6 +303,7 @@ def launch(host: str | None = None, port: int | None = None, settings: Settings 
     )
     port = port or int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
     app = ChatApp(settings)
+    ensure_index(app)
     demo = app.build()
     demo.queue(default_concurrency_limit=4, max_size=64)
     demo.launch(
