@@ -187,6 +187,24 @@ def fmt(x: float) -> str:
     return f"{x:.3f}" if abs(x) < 1 else f"{x:.1f}"
 
 
+def eval_sections(folder: Path) -> str:
+    """The summaries of the committed ``rag eval`` reports, so every target is on one page."""
+    from .report import summary_markdown
+
+    parts = []
+    for name in ("local", "extractive"):
+        f = folder / f"eval-{name}.json"
+        if f.exists():
+            parts.append(summary_markdown(json.loads(f.read_text("utf-8"))))
+    if not parts:
+        return ""
+    head = (
+        "## Answer quality (`rag eval --qa eval/qa.jsonl --generator NAME --out eval/out`)\n\n"
+        "Per-question tables: `eval/out/eval-*.md`.\n\n"
+    )
+    return head + "\n\n".join(parts) + "\n"
+
+
 def markdown(res: dict[str, Any], command: str) -> str:
     lines = [
         "# Benchmarks",
@@ -211,7 +229,8 @@ def markdown(res: dict[str, Any], command: str) -> str:
                 f"{fmt(r['hnsw_build_s'])} | {fmt(r['hnsw_mb'])} | {fmt(r['hnsw_p50_ms'])} | {fmt(r['hnsw_recall@10'])} |"
             )
         lines += ["", "![latency against index size](bench/scale.png)"]
-    return "\n".join(lines) + "\n"
+    lines += ["", f"Medians over {res['runs']} runs for the index build, and over {res['queries'].get('query_runs', 0)} queries."]
+    return "\n".join(lines) + "\n" + ("\n" + res["eval"] if res.get("eval") else "")
 
 
 def run(
@@ -229,6 +248,9 @@ def run(
     res["queries"] = bench_queries(rag, [i for i in items if i.question], runs)
     if llm_questions:
         res["llm"] = bench_llm(rag, [i for i in items if i.answerable], llm_questions)
+    from .config import PROJECT_ROOT
+
+    res["eval"] = eval_sections(PROJECT_ROOT / "eval" / "out")
     if sizes:
         res["scale"] = bench_scale(sizes)
         (out / "bench").mkdir(parents=True, exist_ok=True)

