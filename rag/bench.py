@@ -229,7 +229,10 @@ def markdown(res: dict[str, Any], command: str) -> str:
                 f"{fmt(r['hnsw_build_s'])} | {fmt(r['hnsw_mb'])} | {fmt(r['hnsw_p50_ms'])} | {fmt(r['hnsw_recall@10'])} |"
             )
         lines += ["", "![latency against index size](bench/scale.png)"]
-    lines += ["", f"Medians over {res['runs']} runs for the index build, and over {res['queries'].get('query_runs', 0)} queries."]
+    lines += [
+        "",
+        f"Medians over {res['runs']} runs for the index build, and over {res['queries'].get('query_runs', 0)} queries.",
+    ]
     return "\n".join(lines) + "\n" + ("\n" + res["eval"] if res.get("eval") else "")
 
 

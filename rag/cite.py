@@ -36,8 +36,11 @@ def is_vietnamese(text: str) -> bool:
     return bool(_VI.search(text))
 
 
-def support(claim: str, passage: str) -> float:
-    """0 when a number or name of ``claim`` is missing from ``passage``; else the word overlap."""
+def support(claim: str, passage: str, context: str = "") -> float:
+    """0 when a number or name of ``claim`` is missing from ``passage``; else the word overlap.
+
+    ``context`` (the question, for a short claim) adds its words to the overlap only.
+    """
     pnums = {_norm_num(n) for n in _NUM.findall(passage)}
     cnums = _NUM.findall(claim)
     for n in cnums:
@@ -48,7 +51,12 @@ def support(claim: str, passage: str) -> float:
         for name in _NAME.findall(claim):
             if not _syllables(name) <= psyl:
                 return 0.0
-    csyl = {t for t in _syllables(claim) if not t.isdigit()}  # numbers were checked above
+    if context and not cnums and is_vietnamese(context):
+        # a short name answer must come from a passage about the place or person asked about
+        for name in _NAME.findall(context):
+            if len(name.split()) >= 2 and not _syllables(name) <= psyl:
+                return 0.0
+    csyl = {t for t in _syllables(f"{context} {claim}") if not t.isdigit()}  # numbers were checked above
     if not csyl:
         return 1.0 if cnums else 0.0
     overlap = len(csyl & psyl) / len(csyl)
@@ -110,12 +118,18 @@ def verify(reply: str, passages: list[Hit], question: str = "") -> Verified:
         cands = marks or all_marks
         valid = [n - 1 for n in cands if 1 <= n <= len(passages)]
         dropped.extend(n for n in cands if not 1 <= n <= len(passages))
-        checked = f"{question} {claim}" if question and len(_SYL.findall(claim)) < 6 else claim
-        keep = [i for i in dict.fromkeys(valid) if support(checked, passages[i].chunk.text) >= MIN_OVERLAP]
+        context = question if len(_SYL.findall(claim)) < 6 else ""
+        keep = [
+            i for i in dict.fromkeys(valid) if support(claim, passages[i].chunk.text, context) >= MIN_OVERLAP
+        ]
         dropped.extend(i + 1 for i in valid if i not in keep)
         if not keep:
-            scores = [support(checked, h.chunk.text) for h in passages]
-            if scores and max(scores) >= MIN_OVERLAP and (is_vietnamese(checked) or _NUM.search(claim)):
+            scores = [support(claim, h.chunk.text, context) for h in passages]
+            if (
+                scores
+                and max(scores) >= MIN_OVERLAP
+                and (is_vietnamese(claim + context) or _NUM.search(claim))
+            ):
                 keep = [max(range(len(scores)), key=lambda i: scores[i])]
         for i in keep:
             if i not in order:

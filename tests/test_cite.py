@@ -76,3 +76,14 @@ def test_bare_number_reattached_to_passage_that_has_it() -> None:
 def test_marker_on_its_own_line_applies_to_the_answer() -> None:
     v = verify("Trả lời: The conference reached 169 connection points.\n\n[2]", P)
     assert v.grounded and v.citations[0].doc_id == "d1" and v.text.endswith("[1].")
+
+
+def test_short_name_answer_needs_the_place_asked_about() -> None:
+    # passage 3 names Phan Xuân Dũng but says nothing about Quảng Trị: a name answer is not supported
+    assert not verify(
+        "Trả lời: Phan Xuân Dũng [3]", P, "Ai phát biểu về Nghị quyết 52-NQ/TW ở Quảng Trị?"
+    ).grounded
+    # a number answer is checked by its number; the question's place may be elsewhere in the article
+    assert verify(
+        "Trả lời: 169 điểm cầu [2]", P, "Hội nghị ở Nghệ An được truyền tới bao nhiêu điểm cầu?"
+    ).grounded

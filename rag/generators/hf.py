@@ -40,13 +40,28 @@ class TransformersGenerator:
         prompt = self.tokenizer.apply_chat_template(
             messages(question, passages, history), add_generation_prompt=True, tokenize=False
         )
-        inputs = self.tokenizer(prompt, return_tensors="pt").to(self.device)
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        kwargs = dict(**inputs, streamer=streamer, max_new_tokens=self.max_new_tokens, do_sample=False)
+        enc = self.tokenizer(prompt, return_tensors="pt")
+        inputs = {k: enc[k].to(self.device) for k in ("input_ids", "attention_mask") if k in enc}
+        streamer = TextIteratorStreamer(
+            self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300
+        )
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                self.model.generate(
+                    **inputs, streamer=streamer, max_new_tokens=self.max_new_tokens, do_sample=False
+                )
+            except BaseException as exc:  # surfaced in the caller's thread below
+                failure.append(exc)
+                streamer.end()
+
         with self._lock:
-            worker = threading.Thread(target=self.model.generate, kwargs=kwargs, daemon=True)  # type: ignore[misc]
+            worker = threading.Thread(target=run, daemon=True)
             worker.start()
             for text in streamer:
                 if text:
                     yield text
             worker.join()
+        if failure:
+            raise ModelLoadError(f"generation with transformers failed: {failure[0]}") from failure[0]
