@@ -49,7 +49,7 @@ class TransformersGenerator:
 
         def run() -> None:
             try:
-                self.model.generate(
+                self.model.generate(  # type: ignore[misc]
                     **inputs, streamer=streamer, max_new_tokens=self.max_new_tokens, do_sample=False
                 )
             except BaseException as exc:  # surfaced in the caller's thread below
