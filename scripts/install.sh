@@ -10,7 +10,6 @@ PY=${PYTHON:-python3}
 # that crash on some virtual machines that advertise them. Override CMAKE_ARGS to tune.
 export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF}"
 
-"$PY" -m pip install --quiet --upgrade pip
 "$PY" -m pip install --quiet -e ".[local]"
 
 if [ "${1:-}" = "--test" ]; then
