@@ -36,20 +36,23 @@ def is_vietnamese(text: str) -> bool:
     return bool(_VI.search(text))
 
 
-def support(claim: str, passage: str, context: str = "") -> float:
+def support(claim: str, passage: str, context: str = "", given: str = "") -> float:
     """0 when a number or name of ``claim`` is missing from ``passage``; else the word overlap.
 
-    ``context`` (the question, for a short claim) adds its words to the overlap only.
+    ``context`` (the question, for a short claim) adds its words to the overlap only. Numbers and
+    names that ``given`` (the question) already holds are an echo of it, not a claim to check.
     """
     pnums = {_norm_num(n) for n in _NUM.findall(passage)}
+    gnums = {_norm_num(n) for n in _NUM.findall(given)}
     cnums = _NUM.findall(claim)
     for n in cnums:
-        if _norm_num(n) not in pnums:
+        if _norm_num(n) not in pnums and _norm_num(n) not in gnums:
             return 0.0
     psyl = _syllables(passage)
+    gsyl = _syllables(given)
     if is_vietnamese(claim):
         for name in _NAME.findall(claim):
-            if not _syllables(name) <= psyl:
+            if not _syllables(name) <= psyl | gsyl:
                 return 0.0
     if context and not cnums and is_vietnamese(context):
         # a short name answer must come from a passage about the place or person asked about
@@ -120,11 +123,13 @@ def verify(reply: str, passages: list[Hit], question: str = "") -> Verified:
         dropped.extend(n for n in cands if not 1 <= n <= len(passages))
         context = question if len(_SYL.findall(claim)) < 6 else ""
         keep = [
-            i for i in dict.fromkeys(valid) if support(claim, passages[i].chunk.text, context) >= MIN_OVERLAP
+            i
+            for i in dict.fromkeys(valid)
+            if support(claim, passages[i].chunk.text, context, question) >= MIN_OVERLAP
         ]
         dropped.extend(i + 1 for i in valid if i not in keep)
         if not keep:
-            scores = [support(claim, h.chunk.text, context) for h in passages]
+            scores = [support(claim, h.chunk.text, context, question) for h in passages]
             if (
                 scores
                 and max(scores) >= MIN_OVERLAP

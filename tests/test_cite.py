@@ -87,3 +87,12 @@ def test_short_name_answer_needs_the_place_asked_about() -> None:
     assert verify(
         "Trả lời: 169 điểm cầu [2]", P, "Hội nghị ở Nghệ An được truyền tới bao nhiêu điểm cầu?"
     ).grounded
+
+
+def test_echo_of_the_question_is_not_a_claim() -> None:
+    # "52-NQ/TW" and "Phan Xuân Dũng" come from the question; the new fact is in passage 3
+    q = "Theo Phan Xuân Dũng, Nghị quyết 52-NQ/TW là gì?"
+    v = verify("Trả lời: Theo Phan Xuân Dũng, Nghị quyết 52-NQ/TW là kim chỉ nam hành động [3].", P, q)
+    assert v.grounded and v.citations[0].doc_id == "d2"
+    # without the question, a number missing from the passage still sinks the sentence
+    assert not verify("Trả lời: Năm 2030 Nghị quyết 52-NQ/TW là kim chỉ nam hành động [3].", P, q).grounded
