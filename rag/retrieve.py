@@ -17,7 +17,6 @@ from .text import expand_abbreviations, folded_tokens, tokens
 from .types import Chunk, Hit
 
 logger = logging.getLogger(__name__)
-logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
 
 Mode = Literal["hybrid", "dense", "bm25"]
 Fusion = Literal["convex", "rrf"]
@@ -31,6 +30,7 @@ class BM25:
     def __init__(self, texts: list[str]) -> None:
         import bm25s
 
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import and logs every build
         self._n = len(texts)
         self._norm = bm25s.BM25()
         self._fold = bm25s.BM25()
