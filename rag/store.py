@@ -69,7 +69,7 @@ def make_faiss(vectors: np.ndarray, hnsw_threshold: int, force: str = "") -> Any
     if kind == "hnsw":
         index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 80
-        index.hnsw.efSearch = 64
+        index.hnsw.efSearch = 128
     else:
         index = faiss.IndexFlatIP(dim)
     if len(vectors):
