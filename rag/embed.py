@@ -88,7 +88,11 @@ class SentenceTransformerEmbedder:
                     break
         self._q = query_prefix or ""
         self._d = document_prefix or ""
-        self.dim = int(self._model.get_sentence_embedding_dimension() or 0)
+        get_dim = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
+        )
+        self.dim = int(get_dim() or 0)
         self.id = f"st:{model}"
 
     def _encode(self, texts: list[str]) -> np.ndarray:
