@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -187,8 +186,3 @@ def _docx_text(path: Path) -> str:
 
     document = docx.Document(str(path))
     return "\n".join(p.text for p in document.paragraphs)
-
-
-def iter_paragraph_texts(doc: Document) -> Iterator[str]:
-    for p in doc.paragraphs:
-        yield doc.text[p.start : p.end]

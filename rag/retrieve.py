@@ -143,11 +143,6 @@ class Retriever:
             return self.reranker.rerank(query, hits)[:k]
         return hits[:k]
 
-    def dense_similarity(self, query: str, rows: list[int] | None = None) -> np.ndarray:
-        qv = self.embedder.embed_query([expand_abbreviations(query)])[0]
-        vecs = self.vectors if rows is None else self.vectors[rows]
-        return vecs @ qv
-
 
 def _minmax(x: np.ndarray) -> np.ndarray:
     lo, hi = float(x.min()), float(x.max())

@@ -139,6 +139,3 @@ class Workspace:
         return build_index(
             corpus, self.index_dir, settings=self.settings, embedder=embedder, progress=progress
         )
-
-    def remove(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
