@@ -23,6 +23,17 @@ _NAME = re.compile(r"(?<=\s)(?:[A-ZĐÀ-Ỹ][\wÀ-ỹ]*)(?:\s+[A-ZĐÀ-Ỹ][\wÀ
 _VI = re.compile(r"[ăâđêôơưạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹàáãèéìíòóõùúýĩũ]", re.I)
 MIN_OVERLAP = 0.5
 
+# "bao nhiêu X" / "mấy X": X is what is counted, and the number answering it must count X.
+_HOW_MANY = re.compile(r"(?:bao nhiêu|bao nhieu|mấy)\s+((?:[\w%]+\s*){1,2})")
+_NOT_UNIT = {"la", "ve", "cua", "va", "trong", "duoc", "nguoi", "thi", "o", "tai", "vao", "nam"}
+_CLASSIFIERS = {"nhom", "loai", "cac", "nhung", "con", "chiec", "cai"}
+_UNIT_ALIASES = {
+    "tien": {"dong", "ty", "trieu", "nghin", "ngan", "usd", "vnd"},
+    "phan": {"%"},
+    "%": {"phan"},
+}
+_TOKEN = re.compile(r"[\w%]+")
+
 
 def _syllables(text: str) -> set[str]:
     return set(_SYL.findall(fold(match_form(text))))
@@ -30,6 +41,41 @@ def _syllables(text: str) -> set[str]:
 
 def _norm_num(n: str) -> str:
     return re.sub(r"[.,](?=\d{3}\b)", "", n).lstrip("0") or "0"
+
+
+def asked_units(question: str) -> set[str]:
+    """What a "how many" question counts, as folded syllables: "bao nhiêu nhân viên" → {nhan}.
+
+    Empty when the question counts nothing checkable ("là bao nhiêu?", "bao nhiêu người").
+    """
+    m = _HOW_MANY.search(match_form(question))
+    if not m or re.search(r"\b(?:số|thứ|so|thu)\s+$", match_form(question)[: m.start()]):
+        return set()  # "nghị quyết số mấy", "xếp thứ mấy": an ordinal, not a count
+    for tok in _TOKEN.findall(fold(m.group(1))):
+        if tok in _NOT_UNIT:
+            return set()
+        if tok not in _CLASSIFIERS:  # "bao nhiêu nhóm giải pháp" counts "giải pháp"
+            return {tok} | _UNIT_ALIASES.get(tok, set())
+    return set()
+
+
+def counts(number: str, passage: str, units: set[str]) -> bool:
+    """Whether ``number`` occurs in ``passage`` counting one of ``units``: the unit follows it
+    within four words ("13.000 điểm giao dịch") or comes shortly before it in the same clause."""
+    folded = fold(match_form(passage))  # same length as the passage, so offsets carry over
+    for m in _NUM.finditer(folded):
+        if _norm_num(m.group()) != _norm_num(number):
+            continue
+        after = _TOKEN.findall(folded[m.end() : m.end() + 40])[:4]
+        before = _TOKEN.findall(re.split(r"[.;:!?\n]", folded[max(0, m.start() - 80) : m.start()])[-1])[-8:]
+        if units & set(after + before):
+            return True
+    return False
+
+
+def counts_any(text: str, units: set[str]) -> bool:
+    """Whether some number in ``text`` counts one of ``units``."""
+    return any(counts(n, text, units) for n in _NUM.findall(text))
 
 
 def is_vietnamese(text: str) -> bool:
@@ -48,6 +94,10 @@ def support(claim: str, passage: str, context: str = "", given: str = "") -> flo
     for n in cnums:
         if _norm_num(n) not in pnums and _norm_num(n) not in gnums:
             return 0.0
+    new = [n for n in cnums if _norm_num(n) not in gnums]
+    units = asked_units(given) if given else set()
+    if units and new and not any(counts(n, passage, units) for n in new):
+        return 0.0  # the number is there, but it counts something else than what was asked
     psyl = _syllables(passage)
     gsyl = _syllables(given)
     if is_vietnamese(claim):

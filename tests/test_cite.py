@@ -1,4 +1,4 @@
-from rag.cite import parse_markers, support, verify
+from rag.cite import asked_units, counts, parse_markers, support, verify
 from rag.types import Chunk, Hit
 
 
@@ -96,3 +96,28 @@ def test_echo_of_the_question_is_not_a_claim() -> None:
     assert v.grounded and v.citations[0].doc_id == "d2"
     # without the question, a number missing from the passage still sinks the sentence
     assert not verify("Trả lời: Năm 2030 Nghị quyết 52-NQ/TW là kim chỉ nam hành động [3].", P, q).grounded
+
+
+def test_a_count_must_count_what_was_asked() -> None:
+    # 13.000 is in passage 1, but it counts points of service, not staff
+    staff = "Bưu điện Việt Nam có bao nhiêu nhân viên?"
+    assert not verify("Trả lời: 13.000 [1]", P, staff).grounded
+    assert not verify("Trả lời: Bưu điện Việt Nam có 13.000 nhân viên [1].", P, staff).grounded
+    assert verify("Trả lời: 13.000 [1]", P, "Bưu điện Việt Nam có bao nhiêu điểm giao dịch?").grounded
+    # a classifier ("nhóm") is skipped; the unit may also come before the number in its clause
+    assert verify("Trả lời: 5.561 [2]", P, "Có bao nhiêu nhóm cán bộ tham gia?").grounded
+    assert verify("Trả lời: 5.561 [1]", [hit("Số cán bộ tham gia là 5.561.")], "Bao nhiêu cán bộ?").grounded
+
+
+def test_asked_units() -> None:
+    assert asked_units("Bưu điện có bao nhiêu nhân viên?") == {"nhan"}
+    assert asked_units("bao nhieu diem cau") == {"diem"}
+    assert {"ty", "dong"} <= asked_units("Tỉnh đã chi bao nhiêu tiền?")
+    assert "%" in asked_units("Kinh tế số chiếm bao nhiêu phần trăm GDP?")
+    # nothing to check: no unit, an ordinal, or a unit too general to pin down
+    assert asked_units("Tổng vốn là bao nhiêu?") == set()
+    assert asked_units("Nghị quyết số mấy về cải cách hành chính?") == set()
+    assert asked_units("Tỉnh xếp thứ mấy?") == set()
+    assert asked_units("Dân số là bao nhiêu người?") == set()
+    assert counts("20", "Kinh tế số chiếm 20% GDP.", asked_units("chiếm bao nhiêu phần trăm"))
+    assert counts("100", "Năm 2021 tỉnh chi 100 tỷ đồng.", asked_units("chi bao nhiêu tiền"))
