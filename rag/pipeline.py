@@ -224,7 +224,7 @@ class RAG:
             yield NOT_FOUND
             finish(Answer(q, NOT_FOUND, [], True, hits[:3], hits, gen.name, timings, warnings))
             return
-        passages = hits[: self.settings.context_k] if gen.name != "extractive" else hits[:3]
+        passages = hits[: self.settings.context_k] if gen.name != "extractive" else hits[:5]
         display = _Display()
         for delta in gen.stream(q, passages, history):
             if timings.first_token_ms is None:
