@@ -61,3 +61,24 @@ def test_poisoned_document_changes_nothing(llm_rag: RAG, tmp_path: Path, corpus_
     assert "mèo" not in b.text.lower() and "Trả lời" not in b.text
     for c in b.citations:  # a cited poisoned passage must support its claim, not an unrelated one
         assert c.doc_id != "poison" or "99.999" in b.text
+
+
+def test_prompt_lookup_drafts_give_the_same_answer_with_fewer_model_calls(llm_rag: RAG) -> None:
+    gen = llm_rag.generator()
+    q = "Để thực hiện hiệu quả cách mạng công nghiệp 4.0, các cấp các ngành cần chú trọng công tác gì?"
+    passages = llm_rag.retrieve(q, 5)[: llm_rag.settings.context_k]
+    dec = gen.decoder  # type: ignore[attr-defined]
+    k = dec.draft_tokens
+    try:
+        dec.draft_tokens = 0
+        before = dict(dec.stats)
+        plain = "".join(gen.stream(q, passages, []))
+        plain_steps = dec.stats["steps"] - before["steps"]
+        dec.draft_tokens = k
+        before = dict(dec.stats)
+        drafted = "".join(gen.stream(q, passages, []))
+        steps = dec.stats["steps"] - before["steps"]
+    finally:
+        dec.draft_tokens = k
+    assert drafted == plain and len(plain) > 40, plain
+    assert dec.stats["accepted"] > before["accepted"] and steps < plain_steps

@@ -13,9 +13,12 @@ from ..config import Settings
 from ..errors import MissingDependencyError, ModelLoadError
 from ..prompt import messages
 from ..types import Hit
+from .decode import LookupDecoder, Utf8Pieces
 from .model_files import ensure_model
 
 logger = logging.getLogger(__name__)
+
+REPEAT_PENALTY = 1.05  # a light penalty stops the small model from looping on lists
 
 
 class LlamaCppGenerator:
@@ -47,19 +50,36 @@ class LlamaCppGenerator:
             ) from exc
         self.model_path = str(path)
         self.max_new_tokens = settings.max_new_tokens
+        self._format = _chat_formatter(self._llm)
+        self.decoder = LookupDecoder(self._llm, settings.llm_draft_tokens)
         self._lock = threading.Lock()
 
     def stream(self, question: str, passages: list[Hit], history: list[tuple[str, str]]) -> Iterator[str]:
-        msgs = messages(question, passages, history)
-        with self._lock:  # llama.cpp contexts are not thread-safe; the prompt cache is per context
-            for part in self._llm.create_chat_completion(
-                messages=msgs,  # type: ignore[arg-type]
-                stream=True,
-                temperature=0.0,
-                max_tokens=self.max_new_tokens,
-                repeat_penalty=1.05,
-            ):
-                choice: Any = part["choices"][0]  # type: ignore[index]
-                text = (choice.get("delta") or {}).get("content")
+        prompt = self._format(messages=messages(question, passages, history)).prompt
+        bos = self._llm.token_bos()
+        tokens = self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+        if bos >= 0 and self._llm._model.add_bos_token() and tokens[:1] != [bos]:
+            tokens.insert(0, bos)
+        with self._lock:  # one llama.cpp context: one request at a time; it keeps the prompt cache
+            pieces = Utf8Pieces(self._llm)
+            for tok in self.decoder.generate(tokens, self.max_new_tokens, REPEAT_PENALTY):
+                text = pieces(tok)
                 if text:
                     yield text
+            tail = pieces.flush()
+            if tail:
+                yield tail
+
+
+def _chat_formatter(llm: Any) -> Any:
+    """The model's own chat template (from the GGUF); ChatML when it has none."""
+    from llama_cpp import llama_chat_format
+
+    template = llm.metadata.get("tokenizer.chat_template") or llama_chat_format.CHATML_CHAT_TEMPLATE
+
+    def text(tok: int) -> str:
+        return str(llm._model.token_get_text(tok)) if tok >= 0 else ""
+
+    return llama_chat_format.Jinja2ChatFormatter(
+        template=template, eos_token=text(llm.token_eos()), bos_token=text(llm.token_bos())
+    )

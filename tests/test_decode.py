@@ -1,0 +1,137 @@
+"""Prompt-lookup decoding: the drafts must change the speed, never the answer."""
+
+import ctypes
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from rag.generators.decode import LookupDecoder, greedy_pick, lookup_draft
+
+VOCAB = 32
+EOS = 0
+
+
+class FakeApi:
+    """A stand-in for the llama.cpp C API over a toy model: the next token is a fixed function of
+    the last two tokens of the sequence. It checks that the decoder keeps its cache consistent."""
+
+    def __init__(self, rule):
+        self.rule = rule
+        self.kv: list[int] = []
+        self.out: dict[int, np.ndarray] = {}
+        self.decodes: list[int] = []
+
+    def llama_model_get_vocab(self, model):
+        return "vocab"
+
+    def llama_vocab_n_tokens(self, vocab):
+        return VOCAB
+
+    def llama_vocab_is_eog(self, vocab, tok):
+        return tok == EOS
+
+    def llama_batch_init(self, n, embd, n_seq):
+        return SimpleNamespace(
+            token=[0] * n, pos=[0] * n, n_seq_id=[0] * n, seq_id=[[0] for _ in range(n)], logits=[0] * n
+        )
+
+    def llama_batch_free(self, batch):
+        pass
+
+    def llama_get_memory(self, ctx):
+        return "memory"
+
+    def llama_memory_seq_rm(self, mem, seq, p0, p1):
+        assert p1 == -1 and p0 <= len(self.kv)
+        del self.kv[p0:]
+        return True
+
+    def llama_decode(self, ctx, b):
+        self.out = {}
+        self.decodes.append(b.n_tokens)
+        for i in range(b.n_tokens):
+            assert b.pos[i] == len(self.kv), "a token placed at the wrong position"
+            self.kv.append(b.token[i])
+            if b.logits[i]:
+                row = np.full(VOCAB, -1.0, dtype=np.float32)
+                row[self.rule(self.kv)] = 5.0
+                self.out[i] = row
+        return 0
+
+    def llama_get_logits_ith(self, ctx, i):
+        return self.out[i].ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+
+
+def fake_llm():
+    return SimpleNamespace(ctx="ctx", model="model", n_batch=64, n_ctx=lambda: 256)
+
+
+def run(rule, prompt, k, max_tokens=40):
+    api = FakeApi(rule)
+    dec = LookupDecoder(fake_llm(), draft_tokens=k, api=api)
+    out = list(dec.generate(prompt, max_tokens))
+    assert api.kv == dec._cached  # what the decoder believes is cached is what is cached
+    return out, dec, api
+
+
+def copy_rule(source):
+    """Repeats ``source`` over and over (drafts from the prompt are mostly right), but puts a 7
+    at every seventh position (so some drafts are wrong), and ends at 50 tokens."""
+
+    def rule(seq):
+        n = len(seq)
+        if n >= 50:
+            return EOS
+        return 7 if n % 7 == 0 else source[n % len(source)]
+
+    return rule
+
+
+def test_drafts_do_not_change_the_greedy_answer() -> None:
+    source = [5, 9, 3, 4, 8, 12, 5, 9, 3, 4, 11, 2, 6, 13]
+    rule = copy_rule(source)
+    plain, _, api0 = run(rule, source, k=0)
+    drafted, dec, api8 = run(rule, source, k=8)
+    assert drafted == plain and len(plain) > 10
+    assert dec.stats["accepted"] > 0 and dec.stats["drafted"] > dec.stats["accepted"]  # both paths
+    assert len(api8.decodes) < len(api0.decodes)  # fewer model calls: the point of it
+
+
+def test_max_tokens_and_end_token_are_respected() -> None:
+    source = [5, 9, 3, 4, 8, 12, 5, 9, 3, 4, 11, 2, 6, 13]
+    for k in (0, 8):
+        out, _, _ = run(copy_rule(source), source, k=k, max_tokens=7)
+        assert len(out) == 7
+    out, _, _ = run(lambda seq: EOS if len(seq) > 20 else 4, source, k=8)
+    assert out == [4] * 7  # sequences of 14..20 tokens continue; at 21 the model ends
+
+
+def test_prompt_cache_is_reused_for_a_shared_prefix() -> None:
+    api = FakeApi(lambda seq: EOS)
+    dec = LookupDecoder(fake_llm(), draft_tokens=4, api=api)
+    list(dec.generate([1, 2, 3, 4, 5, 6], 5))
+    list(dec.generate([1, 2, 3, 4, 9, 9], 5))
+    assert api.decodes == [6, 2]  # only the differing tail was evaluated again
+    assert api.kv == [1, 2, 3, 4, 9, 9]
+
+
+def test_prompt_longer_than_the_context_is_refused() -> None:
+    dec = LookupDecoder(fake_llm(), api=FakeApi(lambda seq: EOS))
+    with pytest.raises(ValueError, match="context"):
+        list(dec.generate(list(range(1, 300)), 5))
+
+
+def test_lookup_draft() -> None:
+    hist = [1, 2, 3, 4, 5, 9, 2, 3]
+    assert lookup_draft(hist, 3) == [4, 5, 9]  # "2 3" occurred before, followed by 4 5 9
+    assert lookup_draft([1, 2, 3, 1, 2, 7, 1, 2], 2) == [7, 1]  # the latest occurrence wins
+    assert lookup_draft([1, 2, 3, 4], 3) == []  # no repeated pair
+    assert lookup_draft(hist, 0) == []
+
+
+def test_greedy_pick_penalises_recent_tokens() -> None:
+    logits = np.array([0.0, 2.0, 1.95, -1.0], dtype=np.float32)
+    assert greedy_pick(logits, [], 1.05) == 1
+    assert greedy_pick(logits, [1], 1.05) == 2  # 2.0 / 1.05 < 1.95
+    assert logits[1] == 2.0  # the model's logits are not modified in place
