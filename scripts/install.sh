@@ -6,9 +6,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 
-# llama.cpp is compiled here. A portable AVX2 build: a native build picks up AMX/AVX-512 kernels
-# that crash on some virtual machines that advertise them. Override CMAKE_ARGS to tune.
-export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF}"
+# llama.cpp is compiled here, for this CPU's vector units but never its AMX tiles: a native build
+# picks up AMX kernels that crash on some virtual machines that advertise them. AVX-512 (when the
+# CPU has it) makes prompt processing about 1.4 times faster than AVX2. Override CMAKE_ARGS to tune.
+SIMD="-DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+if grep -qw avx512bw /proc/cpuinfo 2>/dev/null && grep -qw avx512vl /proc/cpuinfo; then
+  SIMD="$SIMD -DGGML_AVX512=ON"
+  for f in vnni vbmi bf16; do  # /proc/cpuinfo spells them avx512_vnni, avx512vbmi, avx512_bf16
+    grep -qwE "avx512_?$f" /proc/cpuinfo && SIMD="$SIMD -DGGML_AVX512_$(echo $f | tr a-z A-Z)=ON"
+  done
+  grep -qw avx_vnni /proc/cpuinfo && SIMD="$SIMD -DGGML_AVX_VNNI=ON"
+fi
+export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF $SIMD -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF}"
 
 "$PY" -m pip install --quiet -e ".[local]"
 
