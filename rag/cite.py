@@ -12,14 +12,15 @@ import re
 from dataclasses import dataclass
 
 from .prompt import strip_format
-from .text import fold, match_form, split_sentences
+from .text import fold, match_form, nfc, split_sentences, tone_normalize
 from .types import Citation, Hit
 
 _MARK = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 _NUM = re.compile(r"\d+(?:[.,/:\-]\d+)*")
 _SYL = re.compile(r"\w+")
 # A run of capitalised syllables (a name), not at the start of the sentence.
-_NAME = re.compile(r"(?<=\s)(?:[A-ZĐÀ-Ỹ][\wÀ-ỹ]*)(?:\s+[A-ZĐÀ-Ỹ][\wÀ-ỹ]*)*")
+_UPPER = "A-Z" + "".join(c for c in map(chr, range(0xC0, 0x1F00)) if c.isupper())  # with Đ, Ả, Ệ …
+_NAME = re.compile(rf"(?<=\s)[{_UPPER}]\w*(?:\s+[{_UPPER}]\w*)*")
 _VI = re.compile(r"[ăâđêôơưạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹàáãèéìíòóõùúýĩũ]", re.I)
 MIN_OVERLAP = 0.5
 
@@ -73,6 +74,15 @@ def counts(number: str, passage: str, units: set[str]) -> bool:
     return False
 
 
+def mentions(text: str, name: str) -> bool:
+    """Whether ``text`` names ``name`` as a whole phrase, capitalised, with its tone marks when it
+    has them ("Nghệ An" is not in "công nghệ an toàn", nor "Nghe An" in "nghe an ninh")."""
+    n, t = tone_normalize(nfc(name)), tone_normalize(nfc(text))
+    if n == fold(n):  # typed without marks: compare without marks
+        t = fold(t)
+    return re.search(rf"(?<!\w){re.escape(n)}(?!\w)", t) is not None
+
+
 def counts_any(text: str, units: set[str]) -> bool:
     """Whether some number in ``text`` counts one of ``units``."""
     return any(counts(n, text, units) for n in _NUM.findall(text))
@@ -82,11 +92,14 @@ def is_vietnamese(text: str) -> bool:
     return bool(_VI.search(text))
 
 
-def support(claim: str, passage: str, context: str = "", given: str = "") -> float:
+def support(claim: str, passage: str, context: str = "", given: str = "", about: str = "") -> float:
     """0 when a number or name of ``claim`` is missing from ``passage``; else the word overlap.
 
-    ``context`` (the question, for a short claim) adds its words to the overlap only. Numbers and
-    names that ``given`` (the question) already holds are an echo of it, not a claim to check.
+    ``context`` (the question, for a short claim) adds its words to the overlap, and its names
+    (places, people) must be in the passage or in ``about`` (its document's title and other
+    passages): "13.000" does not answer a question about Nghệ An from an article that never
+    mentions Nghệ An. Numbers and names that ``given`` (the question) already holds are an echo of
+    it, not a claim to check.
     """
     pnums = {_norm_num(n) for n in _NUM.findall(passage)}
     gnums = {_norm_num(n) for n in _NUM.findall(given)}
@@ -104,10 +117,10 @@ def support(claim: str, passage: str, context: str = "", given: str = "") -> flo
         for name in _NAME.findall(claim):
             if not _syllables(name) <= psyl | gsyl:
                 return 0.0
-    if context and not cnums and is_vietnamese(context):
-        # a short name answer must come from a passage about the place or person asked about
+    if context and is_vietnamese(context):
+        # a short answer must come from a passage about the place or person asked about
         for name in _NAME.findall(context):
-            if len(name.split()) >= 2 and not _syllables(name) <= psyl:
+            if len(name.split()) >= 2 and not mentions(f"{passage}\n{about}", name):
                 return 0.0
     csyl = {t for t in _syllables(f"{context} {claim}") if not t.isdigit()}  # numbers were checked above
     if not csyl:
@@ -158,6 +171,8 @@ def verify(reply: str, passages: list[Hit], question: str = "") -> Verified:
     sentences = [body[s:e] for s, e in split_sentences(body)] or ([body] if body.strip() else [])
     all_marks = list(dict.fromkeys(listed + [n for s in sentences for n in parse_markers(s)]))
 
+    # what each passage's document is about: its title and the other passages shown from it
+    about = [" ".join([h.title] + [o.chunk.text for o in passages if o.doc_id == h.doc_id]) for h in passages]
     order: list[int] = []  # passage indexes (0-based) in order of first citation
     quotes: dict[int, tuple[str, int]] = {}
     out_sents: list[str] = []
@@ -175,11 +190,13 @@ def verify(reply: str, passages: list[Hit], question: str = "") -> Verified:
         keep = [
             i
             for i in dict.fromkeys(valid)
-            if support(claim, passages[i].chunk.text, context, question) >= MIN_OVERLAP
+            if support(claim, passages[i].chunk.text, context, question, about[i]) >= MIN_OVERLAP
         ]
         dropped.extend(i + 1 for i in valid if i not in keep)
         if not keep:
-            scores = [support(claim, h.chunk.text, context, question) for h in passages]
+            scores = [
+                support(claim, h.chunk.text, context, question, about[j]) for j, h in enumerate(passages)
+            ]
             if (
                 scores
                 and max(scores) >= MIN_OVERLAP

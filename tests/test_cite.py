@@ -1,4 +1,4 @@
-from rag.cite import asked_units, counts, parse_markers, support, verify
+from rag.cite import asked_units, counts, mentions, parse_markers, support, verify
 from rag.types import Chunk, Hit
 
 
@@ -83,10 +83,14 @@ def test_short_name_answer_needs_the_place_asked_about() -> None:
     assert not verify(
         "Trả lời: Phan Xuân Dũng [3]", P, "Ai phát biểu về Nghị quyết 52-NQ/TW ở Quảng Trị?"
     ).grounded
-    # a number answer is checked by its number; the question's place may be elsewhere in the article
-    assert verify(
-        "Trả lời: 169 điểm cầu [2]", P, "Hội nghị ở Nghệ An được truyền tới bao nhiêu điểm cầu?"
-    ).grounded
+    # the place may be named in the document's title rather than in the passage itself
+    q = "Hội nghị ở Nghệ An được truyền tới bao nhiêu điểm cầu?"
+    assert not verify("Trả lời: 169 điểm cầu [2]", P, q).grounded
+    titled = Hit(Chunk("na#0-x", "na", "Nghệ An: học tập chuyển đổi số", P[1].text, [(0, 9)], 0), 0.9, 0)
+    assert verify("Trả lời: 169 điểm cầu [1]", [titled], q).grounded
+    # … or in another passage shown from the same document
+    named = hit("Đảng bộ Khối các cơ quan tỉnh Nghệ An tổ chức hội nghị.", 1)
+    assert verify("Trả lời: 169 điểm cầu [1]", [P[1], named], q).grounded
 
 
 def test_echo_of_the_question_is_not_a_claim() -> None:
@@ -96,6 +100,13 @@ def test_echo_of_the_question_is_not_a_claim() -> None:
     assert v.grounded and v.citations[0].doc_id == "d2"
     # without the question, a number missing from the passage still sinks the sentence
     assert not verify("Trả lời: Năm 2030 Nghị quyết 52-NQ/TW là kim chỉ nam hành động [3].", P, q).grounded
+
+
+def test_a_number_answer_needs_the_place_asked_about() -> None:
+    # 13.000 is the count for Bưu điện Việt Nam; nothing shown is about Nghệ An
+    q = "Bưu điện Nghệ An có bao nhiêu điểm giao dịch?"
+    assert not verify("Trả lời: 13.000 [1]", P, q).grounded
+    assert verify("Trả lời: 13.000 [1]", P, "Bưu điện Việt Nam có bao nhiêu điểm giao dịch?").grounded
 
 
 def test_a_count_must_count_what_was_asked() -> None:
@@ -121,3 +132,9 @@ def test_asked_units() -> None:
     assert asked_units("Dân số là bao nhiêu người?") == set()
     assert counts("20", "Kinh tế số chiếm 20% GDP.", asked_units("chiếm bao nhiêu phần trăm"))
     assert counts("100", "Năm 2021 tỉnh chi 100 tỷ đồng.", asked_units("chi bao nhiêu tiền"))
+
+
+def test_mentions_a_name_as_a_phrase_with_its_marks() -> None:
+    assert mentions("Đảng bộ tỉnh Nghệ An", "Nghệ An")
+    assert not mentions("ứng dụng công nghệ an toàn", "Nghệ An")  # folded, it would match
+    assert mentions("tinh Nghe An", "Nghe An")  # typed without marks: compared without marks
