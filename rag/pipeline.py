@@ -13,6 +13,7 @@ from .cite import Verified, parse_markers, verify
 from .config import Settings
 from .embed import Embedder, make_embedder
 from .errors import EmptyQuestionError, MissingDependencyError, ModelLoadError
+from .followup import rewrite_follow_up
 from .generators import Generator, make_generator
 from .generators.extractive import rank_sentences
 from .index import passage_text
@@ -28,6 +29,7 @@ NOT_FOUND = "Tài liệu hiện có không chứa thông tin để trả lời c
 # cosine ≤ 0.81 and share few word pairs with the passages; in-domain ones are above either bar.
 GATE_COSINE = 0.82
 GATE_COVERAGE = 0.5
+MAX_TURNS = 5  # how far back a chain of follow-ups is followed
 _FOLLOW_UP = re.compile(r"^(còn|vậy|thế còn|và)\s|thì sao|thi sao", re.I)
 _PRONOUN = re.compile(r"\b(đó|này|ấy|họ|nó|vậy)\b", re.I)
 _SYL = re.compile(r"\w+")
@@ -172,13 +174,24 @@ class RAG:
             warnings.append(msg)
         return q
 
+    def whole_question(self, question: str, history: list[tuple[str, str]]) -> str:
+        """``question`` made whole from the conversation when it is an elliptical follow-up
+        ("Còn Hải Dương thì sao?"); otherwise the question itself."""
+        if not history:
+            return question
+        previous = self.whole_question(history[-1][0], history[-MAX_TURNS:-1])
+        return rewrite_follow_up(question, previous) or question
+
     def search_query(self, question: str, history: list[tuple[str, str]]) -> str:
-        """The text used for retrieval: a follow-up question carries the previous one with it."""
+        """The text used for retrieval: a follow-up made whole, or carrying the previous question."""
+        if not history:
+            return question
+        whole = self.whole_question(question, history)
+        if whole != question:
+            return whole
         words = len(question.split())
-        if history and (
-            words <= 4 or _FOLLOW_UP.search(question) or (words <= 8 and _PRONOUN.search(question))
-        ):
-            return f"{history[-1][0]} {question}"
+        if words <= 4 or _FOLLOW_UP.search(question) or (words <= 8 and _PRONOUN.search(question)):
+            return f"{self.whole_question(history[-1][0], history[-MAX_TURNS:-1])} {question}"
         return question
 
     def stream(
@@ -207,7 +220,10 @@ class RAG:
     ) -> Iterator[str]:
         t0 = time.perf_counter()
         timings = Timings()
-        query = self.search_query(q, history)
+        asked = self.whole_question(q, history)
+        if asked != q:  # a whole question needs no history, and the citations are checked against it
+            history = []
+        query = self.search_query(asked, history)
         hits = self.retrieve(query, k or self.settings.top_k)
         timings.retrieval_ms = (time.perf_counter() - t0) * 1000
         gen = self.generator(gen_name)
@@ -226,7 +242,7 @@ class RAG:
             return
         passages = hits[: self.settings.context_k] if gen.name != "extractive" else hits[:5]
         display = _Display()
-        for delta in gen.stream(q, passages, history):
+        for delta in gen.stream(asked, passages, history):
             if timings.first_token_ms is None:
                 timings.first_token_ms = (time.perf_counter() - t0) * 1000
             timings.tokens += 1
@@ -237,9 +253,9 @@ class RAG:
         if tail:
             yield tail
         raw = display.raw
-        checked = verify(raw, passages, q)
+        checked = verify(raw, passages, asked)
         if not checked.grounded and not says_not_found(strip_format(raw)):
-            checked = self._from_pointed_passages(q, raw, passages) or checked
+            checked = self._from_pointed_passages(asked, raw, passages) or checked
         if says_not_found(strip_format(raw)) or not checked.grounded:
             finish(Answer(q, NOT_FOUND, [], True, hits[:3], hits, gen.name, timings, warnings))
             return

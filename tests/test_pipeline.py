@@ -66,13 +66,33 @@ def test_model_saying_not_found_abstains() -> None:
     assert a.abstained and a.citations == []
 
 
-def test_follow_up_retrieves_with_history() -> None:
-    rag, gen = make("Trả lời: Hải Dương đặt mục tiêu thuộc nhóm 20 tỉnh dẫn đầu [1].")
+def test_follow_up_is_made_whole_before_retrieval_and_generation() -> None:
+    rag, gen = make("Trả lời: Hải Dương đề ra 3 nhóm mục tiêu cơ bản [2].")
     history = [("Mục tiêu chuyển đổi số của Nghệ An là gì?", "…")]
-    rag.ask("Còn Hải Dương thì sao?", history)
+    a = rag.ask("Còn Hải Dương thì sao?", history)
     question, passages, hist = gen.seen[-1]
-    assert question == "Còn Hải Dương thì sao?" and hist == history
+    assert question == "Mục tiêu chuyển đổi số của Hải Dương là gì?" and hist == []
     assert any(p.doc_id == "004_ccc08ab033797ff4" for p in passages)
+    assert a.question == "Còn Hải Dương thì sao?" and not a.abstained and a.citations
+    # a chain of follow-ups builds on the previous whole question
+    chain = history + [("Còn Hải Dương thì sao?", a.text)]
+    years = [("Nghệ An muốn đạt gì đến năm 2025?", "…"), ("Còn Hải Dương thì sao?", "…")]
+    assert rag.whole_question("Còn năm 2030?", years) == "Hải Dương muốn đạt gì đến năm 2030?"
+    assert (
+        rag.whole_question("Còn Vĩnh Phúc thì sao?", chain) == "Mục tiêu chuyển đổi số của Vĩnh Phúc là gì?"
+    )
+
+
+def test_other_follow_ups_retrieve_with_the_previous_question() -> None:
+    rag, gen = make("Trả lời: Phát triển hạ tầng [1].")
+    history = [("Chỉ thị 16/CT-TTg đưa ra bao nhiêu giải pháp lớn?", "6 [1]")]
+    rag.ask("Giải pháp đó là gì?", history)
+    question, passages, hist = gen.seen[-1]
+    assert question == "Giải pháp đó là gì?" and hist == history  # the model sees the conversation
+    assert rag.search_query("Giải pháp đó là gì?", history).startswith("Chỉ thị 16/CT-TTg")
+    assert rag.search_query("Chuyển đổi số ở Hải Dương đạt kết quả gì?", history) == (
+        "Chuyển đổi số ở Hải Dương đạt kết quả gì?"  # a whole new question stands alone
+    )
 
 
 def test_empty_question_is_an_error(real_rag) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,47 @@
+import pytest
+
+from rag.followup import name_spans, rewrite_follow_up
+
+
+@pytest.mark.parametrize(
+    ("question", "previous", "whole"),
+    [
+        (
+            "Còn Hải Dương thì sao?",
+            "Chuyển đổi số ở Nghệ An đạt kết quả gì?",
+            "Chuyển đổi số ở Hải Dương đạt kết quả gì?",
+        ),
+        ("Vĩnh Phúc thì sao?", "Mục tiêu của Nghệ An là gì?", "Mục tiêu của Vĩnh Phúc là gì?"),
+        ("Còn tỉnh Vĩnh Phúc thì sao?", "Mục tiêu của Nghệ An là gì?", "Mục tiêu của Vĩnh Phúc là gì?"),
+        (
+            "Thế còn Hải Dương?",
+            "Tại Nghệ An, chuyển đổi số đạt kết quả gì?",
+            "Tại Hải Dương, chuyển đổi số đạt kết quả gì?",
+        ),
+        ("Còn năm 2030?", "Hải Dương muốn đạt gì đến năm 2025?", "Hải Dương muốn đạt gì đến năm 2030?"),
+        # the name at the start of the previous question is a name; "Theo" is not part of one
+        ("Còn Nghệ An thì sao?", "Hải Dương đặt mục tiêu gì?", "Nghệ An đặt mục tiêu gì?"),
+    ],
+)
+def test_elliptical_follow_up_made_whole(question: str, previous: str, whole: str) -> None:
+    assert rewrite_follow_up(question, previous) == whole
+
+
+@pytest.mark.parametrize(
+    ("question", "previous"),
+    [
+        ("Giải pháp thứ nhất là gì?", "Chỉ thị 16/CT-TTg đưa ra bao nhiêu giải pháp lớn?"),  # not elliptical
+        ("Còn Hải Dương thì sao?", "Theo Nghị quyết 52, nguồn lực nào giữ vai trò quyết định?"),  # no name
+        ("còn hải dương thì sao", "Chuyển đổi số ở Nghệ An đạt kết quả gì?"),  # no capitals to go by
+        ("Còn năm 2030?", "Chuyển đổi số là gì?"),  # no number to replace
+    ],
+)
+def test_other_questions_are_left_alone(question: str, previous: str) -> None:
+    assert rewrite_follow_up(question, previous) is None
+
+
+def test_name_spans() -> None:
+    text = "Bưu điện Việt Nam và Nghệ An, theo Chỉ thị 16/CT-TTg"
+    assert [text[s:e] for s, e in name_spans(text)] == ["Việt Nam", "Nghệ An"]
+    two = "Hải Dương, Vĩnh Phúc"
+    assert [two[s:e] for s, e in name_spans(two)] == ["Hải Dương", "Vĩnh Phúc"]
