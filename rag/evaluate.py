@@ -26,6 +26,7 @@ class QAItem:
     gold_quote: str = ""
     keywords: list[str] = field(default_factory=list)
     kind: str = ""
+    history: list[str] = field(default_factory=list)  # earlier questions of the conversation
 
 
 def load_qa(path: str | Path) -> list[QAItem]:
@@ -51,6 +52,9 @@ def load_qa(path: str | Path) -> list[QAItem]:
         kw = obj.get("keywords", [])
         if not isinstance(kw, list) or not all(isinstance(k, str) for k in kw):
             raise QAFileError(f'{p}:{no}: "keywords" must be a list of strings')
+        hist = obj.get("history", [])
+        if not isinstance(hist, list) or not all(isinstance(h, str) for h in hist):
+            raise QAFileError(f'{p}:{no}: "history" must be a list of earlier questions (strings)')
         items.append(
             QAItem(
                 id=str(obj.get("id", f"line{no}")),
@@ -59,6 +63,7 @@ def load_qa(path: str | Path) -> list[QAItem]:
                 gold_quote=str(obj.get("gold_quote") or ""),
                 keywords=kw,
                 kind=str(obj.get("kind", "")),
+                history=hist,
             )
         )
     if not items:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,14 @@ def run_eval(
 ) -> dict[str, Any]:
     """Retrieval metrics per mode, then every question through ``ask()``."""
     k = k or rag.settings.top_k
-    retrieval = evaluate_retrieval(items, lambda q, kk, m: rag.retrieve(q, kk, m))  # type: ignore[arg-type]
+    # a follow-up is retrieved as the conversation would retrieve it
+    queries = [replace(it, question=rag.search_query(it.question, _history(it))) for it in items]
+    retrieval = evaluate_retrieval(queries, lambda q, kk, m: rag.retrieve(q, kk, m))  # type: ignore[arg-type]
     gen = rag.generator(generator)
     results: list[QAResult] = []
     for i, it in enumerate(items):
-        results.append(score_answer(it, rag.ask(it.question, generator=gen.name, k=k)))
+        answer = rag.ask(it.question, _history(it), generator=gen.name, k=k)
+        results.append(score_answer(it, answer))
         if progress:
             progress(i + 1, len(items))
     return {
@@ -35,6 +39,10 @@ def run_eval(
         "answers": answer_metrics(results),
         "results": result_dicts(results),
     }
+
+
+def _history(item: QAItem) -> list[tuple[str, str]]:
+    return [(q, "") for q in item.history]
 
 
 def _f(x: float) -> str:

@@ -99,6 +99,7 @@ def test_percentile() -> None:
         ('{"id": "a"}\n', ':1: missing "question"'),
         ('{"id": "a", "question": "x"}\n\n["list"]\n', ":3: expected a JSON object"),
         ('{"question": "x", "keywords": "a|b"}\n', ':1: "keywords" must be a list'),
+        ('{"question": "x", "history": "earlier"}\n', ':1: "history" must be a list'),
         ("\n\n", "no questions"),
     ],
 )
@@ -126,8 +127,10 @@ def test_project_question_set() -> None:
         "lowercase",
         "english",
         "multi-part",
+        "follow-up",
     } <= kinds
-    assert {i.kind for i in items if not i.answerable} == {"off-topic", "near-topic"}
+    assert {i.kind for i in items if not i.answerable} == {"off-topic", "near-topic", "follow-up"}
+    assert all(i.history for i in items if i.kind == "follow-up")
     assert len({i.id for i in items}) == len(items)
 
 
@@ -163,3 +166,25 @@ def test_rag_eval_cli_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str
     qa.write_text('{"question": "ok"}\n{"id": 2}\n', "utf-8")
     assert main(["eval", "--qa", str(qa), "--generator", "extractive"]) == 1
     assert ':2: missing "question"' in capsys.readouterr().err
+
+
+def test_run_eval_asks_follow_ups_with_their_conversation(real_rag, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from rag.report import run_eval, write_reports
+
+    items = [
+        QAItem(
+            "f1",
+            "Còn năm 2030 thì sao?",
+            gold_quote="đến năm 2030 thuộc nhóm 15 tỉnh/thành phố dẫn đầu cả nước về chuyển đổi số",
+            keywords=["15"],
+            history=["Đến năm 2025, Hải Dương muốn thuộc nhóm bao nhiêu tỉnh dẫn đầu về chuyển đổi số?"],
+        ),
+        QAItem("f2", "Thủ đô của nước Pháp là gì?", answerable=False),
+    ]
+    report = run_eval(real_rag, items, generator="extractive")
+    assert report["retrieval"]["hybrid"]["recall@5"] == 1.0  # retrieved as the whole question
+    by_id = {r["id"]: r for r in report["results"]}
+    assert by_id["f1"]["correct"] and by_id["f1"]["citation_ok"] and by_id["f2"]["abstained"]
+    js, md = write_reports(report, tmp_path)
+    assert json.loads(js.read_text("utf-8"))["answers"]["correctness"] == 1.0
+    assert "f1" in md.read_text("utf-8")
