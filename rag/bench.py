@@ -90,21 +90,48 @@ def bench_queries(rag: RAG, items: Sequence[QAItem], runs: int) -> dict[str, flo
     }
 
 
+def llama_cpp_build() -> str:
+    """The CPU features llama.cpp was compiled with ("AVX2 = 1 | AVX512 = 1 …")."""
+    try:
+        import llama_cpp
+    except ImportError:
+        return ""
+    info = llama_cpp.llama_print_system_info()
+    return " ".join((info.decode() if isinstance(info, bytes) else str(info)).split())
+
+
 def bench_llm(rag: RAG, items: Sequence[QAItem], n: int) -> dict[str, float]:
     t = time.perf_counter()
     gen = rag.generator("local")
     load_s = time.perf_counter() - t
     if gen.name != "local":
         return {"llm": 0}
-    ttft, tps, total = [], [], []
-    for it in list(items)[:n]:
-        a = rag.ask(it.question, generator="local")
-        if a.timings.first_token_ms is not None:
-            ttft.append(a.timings.first_token_ms)
-            total.append(a.timings.total_ms)
-        if a.timings.tokens_per_s:
-            tps.append(a.timings.tokens_per_s)
-    return {
+    dec: Any = getattr(gen, "decoder", None)
+    k = dec.draft_tokens if dec is not None else 0
+
+    def run(draft_tokens: int) -> tuple[list[float], list[float], list[float]]:
+        if dec is not None:
+            dec.draft_tokens = draft_tokens
+        ttft, tps, total = [], [], []
+        for it in list(items)[:n]:
+            a = rag.ask(it.question, generator="local")
+            if a.timings.first_token_ms is not None:
+                ttft.append(a.timings.first_token_ms)
+                total.append(a.timings.total_ms)
+            if a.timings.tokens_per_s:
+                tps.append(a.timings.tokens_per_s)
+        return ttft, tps, total
+
+    plain_tps: list[float] = []
+    try:
+        if dec is not None and k:  # the same questions without drafts, to show what they bring
+            _, plain_tps, _ = run(0)
+        before = dict(dec.stats) if dec is not None else {}
+        ttft, tps, total = run(k)
+    finally:
+        if dec is not None:
+            dec.draft_tokens = k
+    out = {
         "llm_load_s": load_s,
         "ttft_ms_p50": percentile(ttft, 50),
         "ttft_ms_p95": percentile(ttft, 95),
@@ -113,6 +140,13 @@ def bench_llm(rag: RAG, items: Sequence[QAItem], n: int) -> dict[str, float]:
         "llm_questions": len(ttft),
         "peak_rss_mb": peak_rss_mb(),
     }
+    if plain_tps:
+        drafted = dec.stats["drafted"] - before["drafted"]
+        out["tokens_per_s_no_drafts_p50"] = statistics.median(plain_tps)
+        out["draft_tokens_accepted"] = (
+            (dec.stats["accepted"] - before["accepted"]) / drafted if drafted else 0.0
+        )
+    return out
 
 
 NOISE = 0.3  # per-dimension noise around the cluster centres (centres have unit variance)
@@ -249,6 +283,15 @@ def markdown(res: dict[str, Any], command: str) -> str:
         "",
         f"Medians over {res['runs']} runs for the index build, and over {res['queries'].get('query_runs', 0)} queries.",
     ]
+    if res.get("llm", {}).get("tokens_per_s_no_drafts_p50"):
+        lines += [
+            "",
+            "LLM figures: the same questions are answered twice, first with plain greedy decoding",
+            "(`tokens_per_s_no_drafts_p50`), then with prompt-lookup drafts (the default; the answers are",
+            "the same). `draft_tokens_accepted` is the share of drafted tokens the model kept.",
+        ]
+    if res.get("llama_cpp"):
+        lines += ["", f"llama.cpp build: `{res['llama_cpp']}`"]
     return "\n".join(lines) + "\n" + ("\n" + res["eval"] if res.get("eval") else "")
 
 
@@ -267,6 +310,7 @@ def run(
     res["queries"] = bench_queries(rag, [i for i in items if i.question], runs)
     if llm_questions:
         res["llm"] = bench_llm(rag, [i for i in items if i.answerable], llm_questions)
+        res["llama_cpp"] = llama_cpp_build()
     from .config import PROJECT_ROOT
 
     res["eval"] = eval_sections(PROJECT_ROOT / "eval" / "out")

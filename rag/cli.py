@@ -17,7 +17,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**{k: v for k, v in given.items() if v})
 
 
-def _progress_bar(desc: str):  # type: ignore[no-untyped-def]
+def _progress_bar(desc: str, unit: str = "chunk"):  # type: ignore[no-untyped-def]
     from tqdm import tqdm
 
     bar = None
@@ -25,7 +25,7 @@ def _progress_bar(desc: str):  # type: ignore[no-untyped-def]
     def update(done: int, total: int) -> None:
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=total, desc=desc, unit="chunk", file=sys.stderr)
+            bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr)
         bar.n = done
         bar.refresh()
         if done >= total:
@@ -122,7 +122,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     items = load_qa(args.qa)
     rag = RAG(_settings(args))
-    report = run_eval(rag, items, args.generator, args.k, progress=_progress_bar("questions"))
+    report = run_eval(
+        rag, items, args.generator, args.k, progress=_progress_bar("questions", unit="question")
+    )
     print(summary_markdown(report))
     if args.verbose or len(items) <= 80:
         print()
