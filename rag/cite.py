@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .followup import name_spans
 from .prompt import strip_format
 from .text import fold, match_form, nfc, split_sentences, tone_normalize
 from .types import Citation, Hit
@@ -23,10 +24,14 @@ _UPPER = "A-Z" + "".join(c for c in map(chr, range(0xC0, 0x1F00)) if c.isupper()
 _NAME = re.compile(rf"(?<=\s)[{_UPPER}]\w*(?:\s+[{_UPPER}]\w*)*")
 _VI = re.compile(r"[ăâđêôơưạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹàáãèéìíòóõùúýĩũ]", re.I)
 MIN_OVERLAP = 0.5
+COPIED = 0.8  # share of a sentence's word triples that marks it as copied from a passage
 
 # "bao nhiêu X" / "mấy X": X is what is counted, and the number answering it must count X.
 _HOW_MANY = re.compile(r"(?:bao nhiêu|bao nhieu|mấy)\s+((?:[\w%]+\s*){1,2})")
 _NOT_UNIT = {"la", "ve", "cua", "va", "trong", "duoc", "nguoi", "thi", "o", "tai", "vao", "nam"}
+_ORDINAL = re.compile(r"(?:(\w+)\s+\w+\s+)?(số|thứ)\s+mấy\b")
+_WHO = re.compile(r"^\s*ai\s+là\s+(?P<a>.+?)\s*[?.!]*$|^(?P<b>.+?)\s+là\s+ai\s*[?.!]*$")
+_GENERAL_ROLES = {"người", "những", "các", "một"}
 _CLASSIFIERS = {"nhom", "loai", "cac", "nhung", "con", "chiec", "cai"}
 _UNIT_ALIASES = {
     "tien": {"dong", "ty", "trieu", "nghin", "ngan", "usd", "vnd"},
@@ -45,13 +50,20 @@ def _norm_num(n: str) -> str:
 
 
 def asked_units(question: str) -> set[str]:
-    """What a "how many" question counts, as folded syllables: "bao nhiêu nhân viên" → {nhan}.
+    """What a "how many" question counts, as folded syllables: "bao nhiêu nhân viên" → {nhan};
+    for an ordinal, what the number must follow: "nghị quyết số mấy" → {nghi}, "thứ mấy" → {thu}.
 
     Empty when the question counts nothing checkable ("là bao nhiêu?", "bao nhiêu người").
     """
-    m = _HOW_MANY.search(match_form(question))
-    if not m or re.search(r"\b(?:số|thứ|so|thu)\s+$", match_form(question)[: m.start()]):
-        return set()  # "nghị quyết số mấy", "xếp thứ mấy": an ordinal, not a count
+    q = match_form(question)
+    o = _ORDINAL.search(q)
+    if o:  # "nghị quyết số mấy": the number follows "nghị quyết"; "xếp thứ mấy": it follows "thứ"
+        if o.group(2) == "thứ":
+            return {"thu"}
+        return {fold(o.group(1))} if o.group(1) else set()
+    m = _HOW_MANY.search(q)
+    if not m:
+        return set()
     for tok in _TOKEN.findall(fold(m.group(1))):
         if tok in _NOT_UNIT:
             return set()
@@ -83,6 +95,25 @@ def mentions(text: str, name: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(n)}(?!\w)", t) is not None
 
 
+def asked_role(question: str) -> str:
+    """The role a "who" question asks about, in matching form: "Ai là Chủ tịch UBND tỉnh Nghệ An?"
+    → "chủ tịch". Empty for other questions and for roles too general to check ("người …")."""
+    m = _WHO.match(match_form(question))
+    if not m:
+        return ""
+    words = (m.group("a") or m.group("b") or "").split()[:2]
+    return "" if not words or words[0] in _GENERAL_ROLES else " ".join(words)
+
+
+def holds_role(passage: str, name: str, role: str) -> bool:
+    """Whether a sentence of ``passage`` that names ``name`` also names ``role``."""
+    for s, e in split_sentences(passage):
+        sent = passage[s:e]
+        if mentions(sent, name) and role in match_form(sent):
+            return True
+    return False
+
+
 def counts_any(text: str, units: set[str]) -> bool:
     """Whether some number in ``text`` counts one of ``units``."""
     return any(counts(n, text, units) for n in _NUM.findall(text))
@@ -111,6 +142,12 @@ def support(claim: str, passage: str, context: str = "", given: str = "", about:
     units = asked_units(given) if given else set()
     if units and new and not any(counts(n, passage, units) for n in new):
         return 0.0  # the number is there, but it counts something else than what was asked
+    role = asked_role(given) if given else ""
+    if role and is_vietnamese(claim):
+        named = [claim[s:e] for s, e in name_spans(claim, allow_start=True)]
+        named = [n for n in named if not mentions(given, n)]
+        if named and not any(holds_role(passage, n, role) for n in named):
+            return 0.0  # "Ai là Chủ tịch …?": the person named is not said to be one
     psyl = _syllables(passage)
     gsyl = _syllables(given)
     if is_vietnamese(claim):
@@ -131,14 +168,31 @@ def support(claim: str, passage: str, context: str = "", given: str = "", about:
     return overlap
 
 
-def best_quote(claim: str, passage: str) -> tuple[str, int]:
-    """The sentence of ``passage`` sharing most words with ``claim``, and its offset."""
+def copied_share(claim: str, passage: str) -> float:
+    """The share of the claim's word triples found in ``passage`` (1.0: copied word for word)."""
+    words = _SYL.findall(match_form(_MARK.sub("", claim)))
+    triples = {tuple(words[i : i + 3]) for i in range(len(words) - 2)}
+    if not triples:
+        return 0.0
+    pw = _SYL.findall(match_form(passage))
+    have = {tuple(pw[i : i + 3]) for i in range(len(pw) - 2)}
+    return len(triples & have) / len(triples)
+
+
+def best_quote(claim: str, passage: str, question: str = "") -> tuple[str, int]:
+    """The sentence of ``passage`` that best supports ``claim``, and its offset: the one holding
+    the claim word for word if any ("Bộ Chính trị"), else the one sharing most of its words, with
+    the question's words counting half (a short answer says little on its own)."""
     csyl = _syllables(claim)
+    qsyl = _syllables(question) - csyl
+    phrase = match_form(_MARK.sub("", claim)).strip(" .;:")
     best, best_score, best_start = passage, -1.0, 0
     for s, e in split_sentences(passage):
         sent = passage[s:e]
         ssyl = _syllables(sent)
-        score = len(csyl & ssyl) / (len(ssyl) ** 0.5 or 1)
+        score = (len(csyl & ssyl) + 0.5 * len(qsyl & ssyl)) / (len(ssyl) ** 0.5 or 1)
+        if len(phrase) >= 4 and phrase in match_form(sent):
+            score += 100
         if score > best_score:
             best, best_score, best_start = sent, score, s
     return best, best_start
@@ -193,6 +247,16 @@ def verify(reply: str, passages: list[Hit], question: str = "") -> Verified:
             if support(claim, passages[i].chunk.text, context, question, about[i]) >= MIN_OVERLAP
         ]
         dropped.extend(i + 1 for i in valid if i not in keep)
+        copied = [copied_share(claim, h.chunk.text) for h in passages]
+        src = max(range(len(passages)), key=lambda j: copied[j]) if passages else -1
+        if (
+            src >= 0
+            and copied[src] >= COPIED
+            and all(copied[i] < COPIED / 2 for i in keep)
+            and support(claim, passages[src].chunk.text, context, question, about[src]) >= MIN_OVERLAP
+        ):
+            dropped.extend(i + 1 for i in keep)  # the sentence is copied word for word from another
+            keep = [src]  # passage than the one it cites: that passage is its source
         if not keep:
             scores = [
                 support(claim, h.chunk.text, context, question, about[j]) for j, h in enumerate(passages)
@@ -206,7 +270,7 @@ def verify(reply: str, passages: list[Hit], question: str = "") -> Verified:
         for i in keep:
             if i not in order:
                 order.append(i)
-                quotes[i] = best_quote(claim, passages[i].chunk.text)
+                quotes[i] = best_quote(claim, passages[i].chunk.text, question)
         if keep:
             grounded = True
         refs = "".join(f"[{order.index(i) + 1}]" for i in keep)

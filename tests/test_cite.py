@@ -1,4 +1,4 @@
-from rag.cite import asked_units, counts, mentions, parse_markers, support, verify
+from rag.cite import asked_role, asked_units, copied_share, counts, mentions, parse_markers, support, verify
 from rag.types import Chunk, Hit
 
 
@@ -125,10 +125,11 @@ def test_asked_units() -> None:
     assert asked_units("bao nhieu diem cau") == {"diem"}
     assert {"ty", "dong"} <= asked_units("Tỉnh đã chi bao nhiêu tiền?")
     assert "%" in asked_units("Kinh tế số chiếm bao nhiêu phần trăm GDP?")
-    # nothing to check: no unit, an ordinal, or a unit too general to pin down
+    # an ordinal: what the number must follow
+    assert asked_units("Nghị quyết số mấy về cải cách hành chính?") == {"nghi"}
+    assert asked_units("Tỉnh xếp thứ mấy?") == {"thu"}
+    # nothing to check: no unit, or a unit too general to pin down
     assert asked_units("Tổng vốn là bao nhiêu?") == set()
-    assert asked_units("Nghị quyết số mấy về cải cách hành chính?") == set()
-    assert asked_units("Tỉnh xếp thứ mấy?") == set()
     assert asked_units("Dân số là bao nhiêu người?") == set()
     assert counts("20", "Kinh tế số chiếm 20% GDP.", asked_units("chiếm bao nhiêu phần trăm"))
     assert counts("100", "Năm 2021 tỉnh chi 100 tỷ đồng.", asked_units("chi bao nhiêu tiền"))
@@ -138,3 +139,45 @@ def test_mentions_a_name_as_a_phrase_with_its_marks() -> None:
     assert mentions("Đảng bộ tỉnh Nghệ An", "Nghệ An")
     assert not mentions("ứng dụng công nghệ an toàn", "Nghệ An")  # folded, it would match
     assert mentions("tinh Nghe An", "Nghe An")  # typed without marks: compared without marks
+
+
+def test_an_ordinal_answer_must_follow_what_was_asked() -> None:
+    p = [hit("Tỉnh đã ban hành Nghị quyết 05 về cải cách hành chính. Tỉnh đề ra 3 nhóm mục tiêu.")]
+    q = "Tỉnh đã ban hành nghị quyết số mấy về cải cách hành chính?"
+    assert verify("Trả lời: 05 [1]", p, q).grounded
+    assert not verify("Trả lời: 3 [1]", p, q).grounded  # 3 is in the passage, but counts goals
+
+
+def test_who_answer_must_hold_the_role_asked_about() -> None:
+    p = [hit("Phát biểu khai mạc, đồng chí Chu Bá Long - Phó Bí thư Đảng ủy Khối CCQ tỉnh cho biết.")]
+    assert asked_role("Ai là Chủ tịch UBND tỉnh?") == "chủ tịch"
+    assert asked_role("Người đứng đầu là ai?") == ""  # too general to check
+    assert not verify("Trả lời: Chu Bá Long [1]", p, "Ai là Chủ tịch UBND tỉnh?").grounded
+    assert verify("Trả lời: Chu Bá Long [1]", p, "Ai là Phó Bí thư Đảng ủy Khối CCQ tỉnh?").grounded
+    assert verify("Trả lời: Chu Bá Long [1]", p, "Ai phát biểu khai mạc?").grounded
+
+
+def test_quote_is_the_sentence_holding_a_short_answer() -> None:
+    text = (
+        "Chính phủ điện tử và hệ thống chính trị được triển khai. Hội nghị thông tin chuyên đề, cập nhật "
+        "kiến thức về Nghị quyết 52-NQ/TW của Bộ Chính trị được tổ chức trực tuyến qua 3 điểm cầu."
+    )
+    v = verify("Trả lời: Bộ Chính trị [1]", [hit(text)], "Nghị quyết 52-NQ/TW là của cơ quan nào?")
+    assert v.citations[0].quote.startswith("Hội nghị thông tin")
+
+
+def test_sentence_copied_from_another_passage_cites_that_passage() -> None:
+    p = [
+        hit("Thứ ba, triển khai đồng bộ nhiều giải pháp ứng dụng công nghệ thông tin vào đời sống.", 0),
+        hit(
+            "Chỉ thị đưa ra 6 giải pháp lớn: (1) phát triển hạ tầng, ứng dụng nhân lực công nghệ thông tin.",
+            1,
+        ),
+    ]
+    v = verify(
+        "Trả lời: Phát triển hạ tầng, ứng dụng nhân lực công nghệ thông tin [1]",
+        p,
+        "Giải pháp thứ nhất là gì?",
+    )
+    assert [c.doc_id for c in v.citations] == ["d1"] and v.dropped == [1]
+    assert copied_share("phát triển hạ tầng, ứng dụng", p[1].chunk.text) == 1.0
