@@ -123,10 +123,12 @@ def test_prompt_longer_than_the_context_is_refused() -> None:
 
 
 def test_lookup_draft() -> None:
-    hist = [1, 2, 3, 4, 5, 9, 2, 3]
-    assert lookup_draft(hist, 3) == [4, 5, 9]  # "2 3" occurred before, followed by 4 5 9
-    assert lookup_draft([1, 2, 3, 1, 2, 7, 1, 2], 2) == [7, 1]  # the latest occurrence wins
-    assert lookup_draft([1, 2, 3, 4], 3) == []  # no repeated pair
+    hist = [1, 2, 3, 4, 5, 9, 1, 2, 3]
+    assert lookup_draft(hist, 3) == [4, 5, 9]  # "1 2 3" occurred before, followed by 4 5 9
+    assert lookup_draft([1, 2, 3, 1, 2, 3, 7, 1, 2, 3], 2) == [7, 1]  # the latest occurrence wins
+    # a repeated pair is not enough by default (measured: drafts from pairs are kept less often)
+    assert lookup_draft([8, 2, 3, 4, 2, 3], 2) == []
+    assert lookup_draft([8, 2, 3, 4, 2, 3], 2, min_ngram=2) == [4, 2]
     assert lookup_draft(hist, 0) == []
 
 

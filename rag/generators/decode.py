@@ -4,7 +4,8 @@ A grounded answer copies much of its wording from the passages in its prompt. So
 look for the last few tokens earlier in the prompt or the answer, and propose the tokens that
 followed them there as a draft. The model checks the token and its draft in one batch (on this CPU a
 batch of 2–16 tokens costs about 1.4 times one token) and keeps the draft tokens it would have
-chosen itself, so the answer is the same greedy answer, only sooner.
+chosen itself, so the answer is the same greedy answer, only sooner (up to the rare near-tie that
+batched and single-token arithmetic round differently).
 
 The prompt's key/value cache is kept between requests: a new prompt that starts like the previous
 one (the fixed instructions) only evaluates what differs.
@@ -21,7 +22,7 @@ import numpy as np
 PENALTY_WINDOW = 64  # tokens the repetition penalty looks back over, as llama.cpp's default
 
 
-def lookup_draft(history: Sequence[int], k: int, max_ngram: int = 3, min_ngram: int = 2) -> list[int]:
+def lookup_draft(history: Sequence[int], k: int, max_ngram: int = 3, min_ngram: int = 3) -> list[int]:
     """Up to ``k`` tokens that followed the latest earlier occurrence of the last n-gram of
     ``history`` (longest n first). Empty when no n-gram of at least ``min_ngram`` tokens recurs."""
     if k <= 0:

@@ -63,9 +63,7 @@ class LlamaCppGenerator:
         with self._lock:  # one llama.cpp context: one request at a time; it keeps the prompt cache
             pieces = Utf8Pieces(self._llm)
             for tok in self.decoder.generate(tokens, self.max_new_tokens, REPEAT_PENALTY):
-                text = pieces(tok)
-                if text:
-                    yield text
+                yield pieces(tok)  # one piece a token (empty while a character spans tokens)
             tail = pieces.flush()
             if tail:
                 yield tail
