@@ -38,7 +38,7 @@ class Settings:
     llm_path: str = ""  # a GGUF file; empty = the bundled Qwen2.5-Coder-1.5B-Instruct
     llm_threads: int = 0  # 0 = all cores
     llm_ctx: int = 2048
-    llm_draft_tokens: int = 8  # prompt-lookup draft per step (0 = plain greedy decoding)
+    llm_draft_tokens: int = 16  # longest prompt-lookup draft per step (0 = plain greedy decoding)
     max_new_tokens: int = 200
     hf_model: str = "Qwen/Qwen2.5-1.5B-Instruct"  # transformers generator
     openai_base_url: str = "http://127.0.0.1:8080/v1"

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from rag.generators import decode
 from rag.generators.decode import LookupDecoder, greedy_pick, lookup_draft
 
 VOCAB = 32
@@ -96,6 +97,8 @@ def test_drafts_do_not_change_the_greedy_answer() -> None:
     assert drafted == plain and len(plain) > 10
     assert dec.stats["accepted"] > 0 and dec.stats["drafted"] > dec.stats["accepted"]  # both paths
     assert len(api8.decodes) < len(api0.decodes)  # fewer model calls: the point of it
+    sizes = api8.decodes[1:]  # after the prompt: the token and its draft
+    assert max(sizes) > decode.FIRST_DRAFT + 1  # drafts kept whole made the next ones longer
 
 
 def test_max_tokens_and_end_token_are_respected() -> None:
@@ -130,6 +133,7 @@ def test_lookup_draft() -> None:
     assert lookup_draft([8, 2, 3, 4, 2, 3], 2) == []
     assert lookup_draft([8, 2, 3, 4, 2, 3], 2, min_ngram=2) == [4, 2]
     assert lookup_draft(hist, 0) == []
+    assert lookup_draft(hist, 3, start=1) == []  # the only earlier "1 2 3" is before ``start``
 
 
 def test_greedy_pick_penalises_recent_tokens() -> None:

@@ -52,21 +52,40 @@ class LlamaCppGenerator:
         self.max_new_tokens = settings.max_new_tokens
         self._format = _chat_formatter(self._llm)
         self.decoder = LookupDecoder(self._llm, settings.llm_draft_tokens)
+        self._instructions: int | None = None
         self._lock = threading.Lock()
 
-    def stream(self, question: str, passages: list[Hit], history: list[tuple[str, str]]) -> Iterator[str]:
-        prompt = self._format(messages=messages(question, passages, history)).prompt
+    def _tokens(self, msgs: list[dict[str, str]]) -> list[int]:
+        prompt = self._format(messages=msgs).prompt
+        tokens: list[int] = self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
         bos = self._llm.token_bos()
-        tokens = self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
         if bos >= 0 and self._llm._model.add_bos_token() and tokens[:1] != [bos]:
             tokens.insert(0, bos)
+        return tokens
+
+    def stream(self, question: str, passages: list[Hit], history: list[tuple[str, str]]) -> Iterator[str]:
+        msgs = messages(question, passages, history)
+        tokens = self._tokens(msgs)
+        if self._instructions is None:  # the fixed system message: where drafts are not taken from
+            self._instructions = _shared_prefix(self._tokens(msgs[:1]), tokens)
         with self._lock:  # one llama.cpp context: one request at a time; it keeps the prompt cache
             pieces = Utf8Pieces(self._llm)
-            for tok in self.decoder.generate(tokens, self.max_new_tokens, REPEAT_PENALTY):
+            for tok in self.decoder.generate(
+                tokens, self.max_new_tokens, REPEAT_PENALTY, draft_from=self._instructions
+            ):
                 yield pieces(tok)  # one piece a token (empty while a character spans tokens)
             tail = pieces.flush()
             if tail:
                 yield tail
+
+
+def _shared_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def _chat_formatter(llm: Any) -> Any:
