@@ -82,3 +82,10 @@ def test_prompt_lookup_drafts_give_the_same_answer_with_fewer_model_calls(llm_ra
         dec.draft_tokens = k
     assert drafted == plain and len(plain) > 40, plain
     assert dec.stats["accepted"] > before["accepted"] and steps < plain_steps
+
+
+def test_local_answers_an_elliptical_follow_up(llm_rag: RAG) -> None:
+    history = [("Đến năm 2025, Hải Dương muốn thuộc nhóm bao nhiêu tỉnh dẫn đầu về chuyển đổi số?", "20 [1]")]
+    a = llm_rag.ask("Còn năm 2030 thì sao?", history)
+    assert not a.abstained and "15" in a.text, a.text
+    assert any("nhóm 15 tỉnh" in c.text for c in a.citations)
