@@ -234,6 +234,7 @@ class RAG:
 
         def finish(answer: Answer) -> None:
             answer.timings.total_ms = (time.perf_counter() - t0) * 1000
+            answer.asked = asked if asked != q else ""
             holder["answer"] = answer
 
         if off_topic(query, hits):

@@ -126,3 +126,4 @@ class Answer:
     generator: str = ""
     timings: Timings = field(default_factory=Timings)
     warnings: list[str] = field(default_factory=list)
+    asked: str = ""  # the whole question answered when ``question`` was an elliptical follow-up

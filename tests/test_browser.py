@@ -54,6 +54,18 @@ def test_question_answer_sources_and_citation_click(page) -> None:  # type: igno
     page.screenshot(path=str(ARTIFACTS / "chat-answer.png"), full_page=True)
 
 
+def test_follow_up_is_answered_and_shows_how_it_was_understood(page) -> None:  # type: ignore[no-untyped-def]
+    ask(page, "Đến năm 2025, Hải Dương muốn thuộc nhóm bao nhiêu tỉnh dẫn đầu về chuyển đổi số?", "20")
+    page.wait_for_function("() => document.querySelector('#timing').innerText.includes('truy xuất')")
+    ask(page, "Còn năm 2030 thì sao?", "Còn năm 2030")
+    page.wait_for_function(
+        "() => document.querySelector('#timing').innerText.includes('được hiểu là')", timeout=30_000
+    )
+    assert "Đến năm 2030, Hải Dương muốn thuộc nhóm" in page.inner_text("#timing")
+    assert "15" in page.locator("#chat .message").last.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "chat-follow-up.png"), full_page=True)
+
+
 def test_upload_then_ask_and_hostile_text_stays_text(page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     doc = tmp_path / "lao_cai.txt"
     doc.write_text(

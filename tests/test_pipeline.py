@@ -74,6 +74,8 @@ def test_follow_up_is_made_whole_before_retrieval_and_generation() -> None:
     assert question == "Mục tiêu chuyển đổi số của Hải Dương là gì?" and hist == []
     assert any(p.doc_id == "004_ccc08ab033797ff4" for p in passages)
     assert a.question == "Còn Hải Dương thì sao?" and not a.abstained and a.citations
+    assert a.asked == "Mục tiêu chuyển đổi số của Hải Dương là gì?"
+    assert rag.ask("Mục tiêu chuyển đổi số của Hải Dương là gì?").asked == ""  # asked as it was
     # a chain of follow-ups builds on the previous whole question
     chain = history + [("Còn Hải Dương thì sao?", a.text)]
     years = [("Nghệ An muốn đạt gì đến năm 2025?", "…"), ("Còn Hải Dương thì sao?", "…")]

@@ -55,6 +55,18 @@ def test_document_text_is_escaped() -> None:
     assert "<script>" not in out and "<img" not in out and "&lt;script&gt;" in out
 
 
+def test_follow_up_shows_how_it_was_understood() -> None:
+    from rag.types import Answer, Timings
+    from ui.app import render_timings
+
+    a = Answer("Còn Hải Dương thì sao?", "…", timings=Timings(12.0, 900.0, 1500.0, 20))
+    assert "hiểu là" not in render_timings(a)  # a question answered as asked needs no note
+    a.asked = "Chuyển đổi số ở Hải Dương <b>đạt</b> kết quả gì?"
+    line = render_timings(a)
+    assert line.startswith("Câu hỏi được hiểu là: «Chuyển đổi số ở Hải Dương")
+    assert "<b>" not in line and "\\<b\\>" in line  # the user's words stay text
+
+
 def test_feedback_recorded(ui_server) -> None:  # type: ignore[no-untyped-def]
     import gradio as gr
 

@@ -110,7 +110,15 @@ def render_timings(a: Answer) -> str:
     if t.tokens_per_s:
         bits.append(f"{t.tokens_per_s:.1f} token/s")
     bits.append(f"tổng {t.total_ms / 1000:.1f} s · {a.generator}")
-    return "Thời gian: " + " · ".join(bits)
+    line = "Thời gian: " + " · ".join(bits)
+    if a.asked:  # a follow-up made whole: say how it was understood, so a wrong guess is visible
+        line = f"Câu hỏi được hiểu là: «{_md_text(a.asked)}»  \n" + line
+    return line
+
+
+def _md_text(text: str) -> str:
+    """User text shown as literal Markdown text (no HTML, links or emphasis)."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>&])", r"\\\1", text)
 
 
 class ChatApp:
