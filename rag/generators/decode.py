@@ -43,6 +43,16 @@ def lookup_draft(
     return []
 
 
+def shared_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens ``a`` and ``b`` have in common."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 def greedy_pick(logits: np.ndarray, history: Sequence[int], penalty: float) -> int:
     """The most likely token after a repetition penalty on the last tokens (llama.cpp's rule:
     positive logits are divided by the penalty, negative ones multiplied)."""
@@ -113,12 +123,9 @@ class LookupDecoder:
 
     def _prefill(self, prompt: Sequence[int]) -> int:
         """Evaluate what the cache lacks of ``prompt``; returns the batch index of its last logits."""
-        same = 0
-        for a, b in zip(self._cached, prompt):
-            if a != b:
-                break
-            same += 1
-        same = min(same, len(prompt) - 1)  # the last prompt token is always evaluated: its logits
+        same = min(
+            shared_prefix(self._cached, prompt), len(prompt) - 1
+        )  # the last prompt token is always evaluated: its logits
         self._forget_from(same)
         rest = list(prompt[same:])
         for i in range(0, len(rest), self.n_batch):

@@ -13,7 +13,7 @@ from ..config import Settings
 from ..errors import MissingDependencyError, ModelLoadError
 from ..prompt import messages
 from ..types import Hit
-from .decode import LookupDecoder, Utf8Pieces
+from .decode import LookupDecoder, Utf8Pieces, shared_prefix
 from .model_files import ensure_model
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class LlamaCppGenerator:
         msgs = messages(question, passages, history)
         tokens = self._tokens(msgs)
         if self._instructions is None:  # the fixed system message: where drafts are not taken from
-            self._instructions = _shared_prefix(self._tokens(msgs[:1]), tokens)
+            self._instructions = shared_prefix(self._tokens(msgs[:1]), tokens)
         with self._lock:  # one llama.cpp context: one request at a time; it keeps the prompt cache
             pieces = Utf8Pieces(self._llm)
             for tok in self.decoder.generate(
@@ -77,15 +77,6 @@ class LlamaCppGenerator:
             tail = pieces.flush()
             if tail:
                 yield tail
-
-
-def _shared_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def _chat_formatter(llm: Any) -> Any:
