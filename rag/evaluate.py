@@ -7,6 +7,7 @@ import re
 import statistics
 import time
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ class QAItem:
     keywords: list[str] = field(default_factory=list)
     kind: str = ""
     history: list[str] = field(default_factory=list)  # earlier questions of the conversation
+    answers: list[str] = field(default_factory=list)  # reference answer spans, for exact match and F1
 
 
 def load_qa(path: str | Path) -> list[QAItem]:
@@ -55,6 +57,9 @@ def load_qa(path: str | Path) -> list[QAItem]:
         hist = obj.get("history", [])
         if not isinstance(hist, list) or not all(isinstance(h, str) for h in hist):
             raise QAFileError(f'{p}:{no}: "history" must be a list of earlier questions (strings)')
+        refs = obj.get("answers", [])
+        if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
+            raise QAFileError(f'{p}:{no}: "answers" must be a list of reference answers (strings)')
         items.append(
             QAItem(
                 id=str(obj.get("id", f"line{no}")),
@@ -64,6 +69,7 @@ def load_qa(path: str | Path) -> list[QAItem]:
                 keywords=kw,
                 kind=str(obj.get("kind", "")),
                 history=hist,
+                answers=refs,
             )
         )
     if not items:
@@ -91,6 +97,33 @@ def keywords_ok(answer: str, keywords: Sequence[str]) -> bool:
     """Every entry has one of its ``|`` alternatives in the answer (NFC, case and spaces folded)."""
     text = _canon(_MARKER.sub("", answer))
     return all(any(_canon(alt) in text for alt in entry.split("|")) for entry in keywords)
+
+
+_PUNCT = re.compile(r"[^\w\s]")
+
+
+def answer_syllables(text: str) -> list[str]:
+    """Syllables for exact match and F1 as the ViQuAD papers score them: NFC, lower case, [n]
+    markers and punctuation removed."""
+    return _PUNCT.sub(" ", _canon(_MARKER.sub("", text))).split()
+
+
+def exact_match(prediction: str, references: Sequence[str]) -> float:
+    pred = answer_syllables(prediction)
+    return float(any(pred == answer_syllables(r) for r in references))
+
+
+def syllable_f1(prediction: str, references: Sequence[str]) -> float:
+    """The best SQuAD-style F1 over the references, on syllables."""
+    pred = answer_syllables(prediction)
+    best = 0.0
+    for ref in references:
+        gold = answer_syllables(ref)
+        common = sum((Counter(pred) & Counter(gold)).values())
+        if common:
+            p, r = common / len(pred), common / len(gold)
+            best = max(best, 2 * p * r / (p + r))
+    return best
 
 
 def first_hit_rank(hits: Sequence[Hit], quote: str) -> int | None:
@@ -133,6 +166,13 @@ class QAResult:
     total_ms: float
     tokens_per_s: float | None
     kind: str = ""
+    exact: float | None = None  # exact match against ``answers`` (None without references)
+    f1: float | None = None  # syllable F1 against ``answers``
+    confidence: float | None = None
+    signals: dict[str, float | None] = field(default_factory=dict)
+    withheld: str = ""  # the answer held back by the confidence check
+    withheld_correct: bool | None = None  # whether that answer would have been right
+    check_ms: float = 0.0
 
     @property
     def verdict(self) -> str:
@@ -148,7 +188,8 @@ class QAResult:
 
 def score_answer(item: QAItem, answer: Answer) -> QAResult:
     cites = [
-        {"n": c.n, "doc_id": c.doc_id, "chunk_id": c.chunk_id, "quote": c.quote} for c in answer.citations
+        {"n": c.n, "doc_id": c.doc_id, "title": c.title, "chunk_id": c.chunk_id, "quote": c.quote}
+        for c in answer.citations
     ]
     correct = citation_ok = None
     if item.answerable:
@@ -157,6 +198,10 @@ def score_answer(item: QAItem, answer: Answer) -> QAResult:
             citation_ok = (not answer.abstained) and any(
                 contains_quote(c.text, item.gold_quote) for c in answer.citations
             )
+    exact = f1 = None
+    if item.answerable and item.answers:
+        short = "" if answer.abstained else (answer.short or answer.text)
+        exact, f1 = exact_match(short, item.answers), syllable_f1(short, item.answers)
     t = answer.timings
     return QAResult(
         id=item.id,
@@ -172,6 +217,15 @@ def score_answer(item: QAItem, answer: Answer) -> QAResult:
         total_ms=t.total_ms,
         tokens_per_s=t.tokens_per_s,
         kind=item.kind,
+        exact=exact,
+        f1=f1,
+        confidence=answer.confidence,
+        signals=answer.signals,
+        withheld=answer.withheld,
+        withheld_correct=(item.answerable and keywords_ok(answer.withheld, item.keywords))
+        if answer.withheld
+        else None,
+        check_ms=t.check_ms,
     )
 
 
@@ -186,7 +240,17 @@ def answer_metrics(results: Sequence[QAResult]) -> dict[str, float]:
         "citation_precision": sum(bool(r.citation_ok) for r in cited) / len(cited) if cited else float("nan"),
         "abstention_unanswerable": sum(r.abstained for r in una) / len(una) if una else float("nan"),
         "false_abstention": sum(r.abstained for r in ans) / len(ans) if ans else float("nan"),
+        # answered with citations but wrong: what a reader is misled by
+        "wrong_but_cited": (
+            sum((not r.abstained) and bool(r.citations) and not r.correct for r in results) / len(results)
+            if results
+            else float("nan")
+        ),
     }
+    scored = [r for r in ans if r.f1 is not None]
+    if scored:
+        out["exact_match"] = sum(r.exact or 0.0 for r in scored) / len(scored)
+        out["f1"] = sum(r.f1 or 0.0 for r in scored) / len(scored)
     for name, vals in (
         ("retrieval_ms", [r.retrieval_ms for r in results]),
         ("first_token_ms", [r.first_token_ms for r in results if r.first_token_ms is not None]),

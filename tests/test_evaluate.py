@@ -79,6 +79,8 @@ def test_answer_metrics_by_hand() -> None:
     assert m["citation_precision"] == pytest.approx(1 / 3)
     assert m["false_abstention"] == pytest.approx(1 / 3)
     assert m["abstention_unanswerable"] == 0.5
+    assert m["wrong_but_cited"] == pytest.approx(1 / 5)  # only "Paris [1]": answered, cited and wrong
+    assert "f1" not in m  # no reference answers, no F1
     assert [r.verdict for r in results] == [
         "correct, cited",
         "correct, bad citation",
@@ -86,6 +88,33 @@ def test_answer_metrics_by_hand() -> None:
         "ok (abstained)",
         "WRONG (answered)",
     ]
+
+
+def test_exact_match_and_f1_on_syllables() -> None:
+    from rag.evaluate import exact_match, syllable_f1
+
+    assert exact_match("Trung  Quốc [1].", ["trung quốc"]) == 1.0
+    assert exact_match("Trung Quốc đại lục", ["Trung Quốc"]) == 0.0
+    # 2 shared syllables: precision 2/4, recall 2/2
+    assert syllable_f1("nước Trung Quốc cổ", ["Trung Quốc"]) == pytest.approx(2 * 0.5 * 1 / 1.5)
+    assert syllable_f1("Nhật Bản", ["Trung Quốc", "Nhật"]) == pytest.approx(
+        2 * 0.5 * 1 / 1.5
+    )  # best reference
+    assert syllable_f1("Pháp", ["Trung Quốc"]) == 0.0
+
+
+def test_f1_is_scored_on_the_short_answer() -> None:
+    item = QAItem("a", "Ấn bản thứ bao nhiêu?", True, "", ["ba"], answers=["ba"])
+    a = _answer("Ấn bản thứ ba vẫn chưa được thay thế [1]", "ấn bản thứ ba")
+    a.short = "ba"
+    r = score_answer(item, a)
+    assert r.exact == 1.0 and r.f1 == 1.0
+    a.abstained = True
+    r = score_answer(item, a)
+    assert r.exact == 0.0 and r.f1 == 0.0
+    # without a short form the whole answer is scored: 1 of its 4 syllables is the reference
+    m = answer_metrics([score_answer(item, _answer("Ấn bản thứ ba [1]", "x"))])
+    assert m["exact_match"] == 0.0 and m["f1"] == pytest.approx(2 * (1 / 4) * 1 / (1 / 4 + 1))
 
 
 def test_percentile() -> None:
