@@ -57,6 +57,27 @@ _OPENERS = set(
 )
 
 
+# Words that end the phrase a name is part of: "ở Nghệ An", "của Nghệ An", "tỉnh Nghệ An" name the place
+# on its own, while in "Bưu điện Việt Nam" the name is the tail of a longer name.
+_LINKS = {
+    "ở", "tại", "của", "và", "với", "cho", "về", "trong", "từ", "đến", "là", "có", "thuộc", "như", "giữa",
+    "tỉnh", "thành", "phố", "huyện", "quận", "xã", "nước", "vùng", "miền", "khu",
+}  # fmt: skip
+
+
+def inside_longer_name(text: str, start: int) -> bool:
+    """Whether the name starting at ``start`` ends a longer proper name: the words before it, up to
+    a linking word or punctuation, start with a capitalised word ("Bưu điện Việt Nam", "Trường Đại
+    học Hà Nội"). Swapping such a name makes up an entity neither turn mentioned."""
+    head = re.split(r"[,;:.!?()\"“”]", text[:start])[-1].split()
+    for word in reversed(head[-3:]):
+        if word.lower() in _LINKS:
+            return False
+        if word[0].isupper():
+            return word.lower() not in _OPENERS
+    return False
+
+
 def name_spans(text: str, allow_start: bool = False) -> list[tuple[int, int]]:
     """Character spans of proper names: runs of two or more capitalised words without digits
     ("Hải Dương", "Việt Nam"). A run at the start of ``text`` counts only if ``allow_start``
@@ -110,4 +131,6 @@ def rewrite_follow_up(question: str, previous: str) -> str | None:
         return None
     s, e = names[0]
     start, end = old[-1]
+    if inside_longer_name(prev, start):
+        return None  # "Bưu điện Việt Nam" → "Bưu điện Hải Dương" would be an entity nobody asked about
     return prev[:start] + fragment[s:e] + prev[end:]

@@ -21,6 +21,12 @@ from rag.followup import name_spans, rewrite_follow_up
         ("Còn năm 2030?", "Hải Dương muốn đạt gì đến năm 2025?", "Hải Dương muốn đạt gì đến năm 2030?"),
         # the name at the start of the previous question is a name; "Theo" is not part of one
         ("Còn Nghệ An thì sao?", "Hải Dương đặt mục tiêu gì?", "Nghệ An đặt mục tiêu gì?"),
+        # a place named as one ("tỉnh …") can be swapped inside an organisation's name
+        (
+            "Còn Hải Dương thì sao?",
+            "Ai là Chủ tịch UBND tỉnh Nghệ An?",
+            "Ai là Chủ tịch UBND tỉnh Hải Dương?",
+        ),
     ],
 )
 def test_elliptical_follow_up_made_whole(question: str, previous: str, whole: str) -> None:
@@ -34,6 +40,9 @@ def test_elliptical_follow_up_made_whole(question: str, previous: str, whole: st
         ("Còn Hải Dương thì sao?", "Theo Nghị quyết 52, nguồn lực nào giữ vai trò quyết định?"),  # no name
         ("còn hải dương thì sao", "Chuyển đổi số ở Nghệ An đạt kết quả gì?"),  # no capitals to go by
         ("Còn năm 2030?", "Chuyển đổi số là gì?"),  # no number to replace
+        # the name ends a longer name: swapping it would ask about "Bưu điện Hải Dương"
+        ("Còn Hải Dương thì sao?", "Bưu điện Việt Nam có bao nhiêu điểm giao dịch?"),
+        ("Còn Huế thì sao?", "Sinh viên Đại học Quốc gia Hà Nội học gì?"),
     ],
 )
 def test_other_questions_are_left_alone(question: str, previous: str) -> None:
