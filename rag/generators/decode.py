@@ -53,6 +53,12 @@ def shared_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
+def log_softmax_at(logits: np.ndarray, tok: int) -> float:
+    """log P(``tok``) under ``logits`` (the model's confidence in the token it emitted)."""
+    top = float(logits.max())
+    return float(logits[tok]) - top - float(np.log(np.exp(logits - top).sum()))
+
+
 def greedy_pick(logits: np.ndarray, history: Sequence[int], penalty: float) -> int:
     """The most likely token after a repetition penalty on the last tokens (llama.cpp's rule:
     positive logits are divided by the penalty, negative ones multiplied)."""
@@ -82,6 +88,7 @@ class LookupDecoder:
         self._batch = api.llama_batch_init(self.n_batch, 0, 1)
         self._cached: list[int] = []  # tokens whose keys/values are in the context, in order
         self.stats = {"steps": 0, "drafted": 0, "accepted": 0}
+        self.logprobs: list[float] = []  # log P of each token of the last generation (unpenalised)
 
     def close(self) -> None:
         if self._batch is not None:
@@ -133,6 +140,20 @@ class LookupDecoder:
             self._decode(chunk, all_logits=False)
         return len(rest[(len(rest) - 1) // self.n_batch * self.n_batch :]) - 1
 
+    def _pick(self, i: int, history: Sequence[int], repeat_penalty: float) -> int:
+        logits = self._logits(i)
+        tok = greedy_pick(logits, history, repeat_penalty)
+        self.logprobs.append(log_softmax_at(logits, tok))
+        return tok
+
+    def next_logits(self, prompt: Sequence[int], candidates: Sequence[int]) -> list[float]:
+        """The logits of ``candidates`` for the token after ``prompt``: one forward pass over what
+        the cache lacks of it (a shared instructions prefix is reused)."""
+        if len(prompt) >= self.n_ctx:
+            raise ValueError(f"prompt of {len(prompt)} tokens does not fit the context of {self.n_ctx}")
+        logits = self._logits(self._prefill(prompt))
+        return [float(logits[c]) for c in candidates]
+
     # ------------------------------------------------------------ generation
     def generate(
         self, prompt: Sequence[int], max_tokens: int, repeat_penalty: float = 1.0, draft_from: int = 0
@@ -144,7 +165,10 @@ class LookupDecoder:
             raise ValueError(f"prompt of {len(prompt)} tokens does not fit the context of {self.n_ctx}")
         max_tokens = min(max_tokens, self.n_ctx - len(prompt))
         history = list(prompt)
-        tok = greedy_pick(self._logits(self._prefill(prompt)), history, repeat_penalty)
+        self.logprobs = []
+        logits = self._logits(self._prefill(prompt))
+        tok = greedy_pick(logits, history, repeat_penalty)
+        self.logprobs.append(log_softmax_at(logits, tok))
         produced = 0
         size = FIRST_DRAFT  # the next draft's length: it grows while drafts are kept, shrinks if not
         while not self._is_end(tok) and produced < max_tokens:
@@ -157,13 +181,13 @@ class LookupDecoder:
             self.stats["steps"] += 1
             self.stats["drafted"] += len(draft)
             i = 0
-            nxt = greedy_pick(self._logits(0), history, repeat_penalty)
+            nxt = self._pick(0, history, repeat_penalty)
             while i < len(draft) and nxt == draft[i] and not self._is_end(nxt) and produced < max_tokens:
                 yield nxt
                 produced += 1
                 history.append(nxt)
                 i += 1
-                nxt = greedy_pick(self._logits(i), history, repeat_penalty)
+                nxt = self._pick(i, history, repeat_penalty)
             self.stats["accepted"] += i
             if draft:  # each draft token costs about a third of a step: size drafts by their luck
                 size = min(2 * size, self.draft_tokens) if i == len(draft) else max(1, i)

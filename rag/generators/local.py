@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from typing import Any
 
 from ..config import Settings
 from ..errors import MissingDependencyError, ModelLoadError
-from ..prompt import messages
+from ..prompt import NO, YES, messages, support_messages
 from ..types import Hit
 from .decode import LookupDecoder, Utf8Pieces, shared_prefix
 from .model_files import ensure_model
@@ -54,6 +55,11 @@ class LlamaCppGenerator:
         self.decoder = LookupDecoder(self._llm, settings.llm_draft_tokens)
         self._instructions: int | None = None
         self._lock = threading.Lock()
+        self._yes_no = [self._first_token(YES), self._first_token(NO)]
+        self._local = threading.local()  # per request thread: the last answer's token log-probabilities
+
+    def _first_token(self, word: str) -> int:
+        return int(self._llm.tokenize(word.encode("utf-8"), add_bos=False, special=False)[0])
 
     def _tokens(self, msgs: list[dict[str, str]]) -> list[int]:
         prompt = self._format(messages=msgs).prompt
@@ -75,8 +81,21 @@ class LlamaCppGenerator:
             ):
                 yield pieces(tok)  # one piece a token (empty while a character spans tokens)
             tail = pieces.flush()
+            self._local.logprobs = list(self.decoder.logprobs)
             if tail:
                 yield tail
+
+    def last_logprobs(self) -> list[float]:
+        """Log-probabilities of the tokens of this thread's last answer (empty before one)."""
+        return list(getattr(self._local, "logprobs", []))
+
+    def support_probability(self, question: str, answer: str, evidence: list[str]) -> float:
+        """P("Yes" | "No") that ``evidence`` says ``answer`` answers ``question``: one forward
+        pass over a short prompt whose instructions are already in the cache."""
+        tokens = self._tokens(support_messages(question, answer, evidence))
+        with self._lock:
+            yes, no = self.decoder.next_logits(tokens, self._yes_no)
+        return 1.0 / (1.0 + math.exp(no - yes))
 
 
 def _chat_formatter(llm: Any) -> Any:

@@ -1,0 +1,112 @@
+"""The calibrated confidence: fitting, storing, and the pipeline holding back unlikely answers."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rag import confidence
+from rag.confidence import Calibration, Signals, fit_logistic, load_calibration
+from rag.config import Settings
+from rag.pipeline import NOT_FOUND, RAG
+from rag.types import Hit
+
+from .conftest import INDEX
+
+
+def test_fit_logistic_learns_which_signal_separates() -> None:
+    # right answers have high support; the other signal is noise that must get little weight
+    rows, labels = [], []
+    for i in range(200):
+        right = i % 2 == 0
+        s = Signals(support=0.9 if right else 0.2, top_cosine=0.8 + 0.01 * (i % 7), coverage=0.5)
+        rows.append(s.features())
+        labels.append(int(right))
+    cal = fit_logistic(rows, labels)
+    assert cal.weights["support_logit"] > 0.5
+    assert abs(cal.weights["top_cosine"]) < 0.5 * cal.weights["support_logit"]
+    assert cal.probability(Signals(support=0.9, top_cosine=0.83, coverage=0.5)) > 0.9
+    assert cal.probability(Signals(support=0.2, top_cosine=0.83, coverage=0.5)) < 0.1
+
+
+def test_calibration_round_trip(tmp_path: Path) -> None:
+    cal = Calibration({"support_logit": 1.5, "top_cosine": 2.0}, -1.0, "test")
+    path = tmp_path / "cal.json"
+    cal.save(path)
+    again = load_calibration(path)
+    assert again == cal
+    s = Signals(support=0.7, top_cosine=0.85)
+    assert again is not None and again.probability(s) == pytest.approx(cal.probability(s))
+    assert load_calibration(tmp_path / "none.json") is None
+
+
+class JudgedGenerator:
+    """A scripted reply, plus the two model signals the local generator gives."""
+
+    name = "judged"
+
+    def __init__(self, reply: str, support: float) -> None:
+        self.reply, self.support = reply, support
+        self.judged: list[tuple[str, str, list[str]]] = []
+
+    def stream(self, question: str, passages: list[Hit], history: list[tuple[str, str]]) -> Iterator[str]:
+        yield self.reply
+
+    def last_logprobs(self) -> list[float]:
+        return [-0.1, -0.5, -0.2]
+
+    def support_probability(self, question: str, answer: str, evidence: list[str]) -> float:
+        self.judged.append((question, answer, evidence))
+        return self.support
+
+
+REPLY = "Trả lời: Bưu điện Việt Nam có hơn 13.000 điểm giao dịch [1].\nNguồn: [1]"
+QUESTION = "Bưu điện Việt Nam có bao nhiêu điểm giao dịch?"
+
+
+@pytest.fixture
+def by_support(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A calibration that follows the model's judgement alone (the real one is fitted on data)."""
+    monkeypatch.setattr(
+        "rag.pipeline.load_calibration", lambda: Calibration({"support_logit": 1.0}, 0.0, "support only")
+    )
+
+
+@pytest.mark.usefixtures("by_support")
+def test_unsupported_answer_is_held_back() -> None:
+    gen = JudgedGenerator(REPLY, support=0.1)
+    a = RAG(Settings(index_dir=str(INDEX), generator="judged"), generator=gen).ask(QUESTION)
+    assert a.abstained and a.text == NOT_FOUND and a.citations == [] and a.short == ""
+    assert "13.000" in a.withheld and a.confidence == pytest.approx(0.1)
+    assert a.related  # the closest passages are still offered
+    question, claim, evidence = gen.judged[0]
+    assert question == QUESTION and "13.000" in claim and "[1]" not in claim
+    assert any("13.000" in e for e in evidence)  # judged on the cited sentence
+    assert a.signals["mean_logprob"] == pytest.approx(-0.8 / 3) and a.signals["min_logprob"] == -0.5
+
+
+@pytest.mark.usefixtures("by_support")
+def test_supported_answer_is_kept_with_its_short_form() -> None:
+    gen = JudgedGenerator(REPLY, support=0.95)
+    a = RAG(Settings(index_dir=str(INDEX), generator="judged"), generator=gen).ask(QUESTION)
+    assert not a.abstained and a.citations and a.confidence == pytest.approx(0.95)
+    assert a.short == "hơn 13.000" and a.withheld == ""
+
+
+@pytest.mark.usefixtures("by_support")
+def test_min_confidence_zero_turns_the_check_off() -> None:
+    gen = JudgedGenerator(REPLY, support=0.1)
+    a = RAG(Settings(index_dir=str(INDEX), generator="judged", min_confidence=0), generator=gen).ask(QUESTION)
+    assert not a.abstained and a.confidence is None and a.signals["support"] == 0.1
+
+
+def test_shipped_calibration_is_loadable() -> None:
+    cal = load_calibration(confidence.CALIBRATION)
+    assert cal is not None, "rag/calibration.json is missing: run scripts/calibrate.py"
+    assert set(cal.weights) <= set(Signals().features())
+    # more support from the model never lowers the confidence
+    low, high = (
+        Signals(support=0.2, top_cosine=0.85, coverage=0.5),
+        Signals(support=0.9, top_cosine=0.85, coverage=0.5),
+    )
+    assert cal.probability(high) > cal.probability(low)

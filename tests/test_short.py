@@ -1,0 +1,47 @@
+import pytest
+
+from rag.short import short_answer
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "short"),
+    [
+        (
+            "Ấn bản thứ bao nhiêu vẫn chưa chính thức bị công bố?",
+            "Ấn bản thứ ba vẫn chưa được thay thế [1].",
+            "ba",
+        ),
+        (
+            "Bên nào đã chiến thắng trong chiến tranh Trung Hoa Dân Quốc từ năm 1937 đến 1945?",
+            "Trung Quốc đã chiến thắng trong chiến tranh Trung Hoa Dân Quốc từ năm 1937 đến 1945 [1].",
+            "Trung Quốc",
+        ),
+        (
+            "Chỉ thị 16/CT-TTg đưa ra bao nhiêu giải pháp lớn?",
+            "Chỉ thị 16/CT-TTg đưa ra 6 giải pháp lớn [1].",
+            "6",
+        ),
+        (
+            "Ai là Chủ tịch UBND tỉnh Nghệ An?",
+            "Chủ tịch UBND tỉnh Nghệ An là ông Nguyễn Đức Trung [1].",
+            "ông Nguyễn Đức Trung",
+        ),
+        # no counterpart to "Tại sao": the longest run of words the question does not have
+        (
+            "Tại sao sao Kim nóng?",
+            "Sao Kim nóng vì hiệu ứng nhà kính của khí quyển dày [1].",
+            "vì hiệu ứng nhà kính của khí quyển dày",
+        ),
+        ("chi thi 16 dua ra bao nhieu giai phap", "Chỉ thị 16 đưa ra 6 giải pháp lớn [1].", "6"),
+    ],
+)
+def test_short_answer_fills_the_question_word(question: str, answer: str, short: str) -> None:
+    assert short_answer(question, answer) == short
+
+
+def test_short_answer_falls_back_to_the_whole_answer() -> None:
+    assert short_answer("Nghị quyết 52 là gì?", "Nghị quyết 52 là gì [1]") == "Nghị quyết 52 là gì"
+    assert (
+        short_answer("Nó là gì?", "Một chiến lược dài hạn cho cả nước [2].")
+        == "Một chiến lược dài hạn cho cả nước"
+    )
