@@ -67,6 +67,18 @@ def test_follow_up_shows_how_it_was_understood() -> None:
     assert "<b>" not in line and "\\<b\\>" in line  # the user's words stay text
 
 
+def test_confidence_is_shown() -> None:
+    from rag.types import Answer, Timings
+    from ui.app import render_timings
+
+    a = Answer("q", "6 giải pháp [1]", timings=Timings(12.0, 900.0, 1500.0, 20))
+    assert "tin cậy" not in render_timings(a)  # not rated (extractive): nothing to show
+    a.confidence = 0.87
+    assert render_timings(a).startswith("Độ tin cậy: 87%")
+    a.confidence, a.withheld, a.abstained = 0.2, "6 giải pháp [1]", True
+    assert render_timings(a).startswith("Không đủ chắc chắn để trả lời: 20%")
+
+
 def test_feedback_recorded(ui_server) -> None:  # type: ignore[no-untyped-def]
     import gradio as gr
 

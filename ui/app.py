@@ -111,6 +111,9 @@ def render_timings(a: Answer) -> str:
         bits.append(f"{t.tokens_per_s:.1f} token/s")
     bits.append(f"tổng {t.total_ms / 1000:.1f} s · {a.generator}")
     line = "Thời gian: " + " · ".join(bits)
+    if a.confidence is not None:  # the calibrated chance that the answer is right
+        word = "không đủ chắc chắn để trả lời" if a.withheld else "độ tin cậy"
+        line = f"{word.capitalize()}: {a.confidence:.0%}  \n" + line
     if a.asked:  # a follow-up made whole: say how it was understood, so a wrong guess is visible
         line = f"Câu hỏi được hiểu là: «{_md_text(a.asked)}»  \n" + line
     return line
