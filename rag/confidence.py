@@ -88,7 +88,10 @@ def load_calibration(path: Path = CALIBRATION) -> Calibration | None:
         return None
     raw = json.loads(path.read_text(encoding="utf-8"))
     return Calibration(
-        {k: float(v) for k, v in raw["weights"].items()}, float(raw["bias"]), raw.get("note", "")
+        {k: float(v) for k, v in raw["weights"].items()},
+        float(raw["bias"]),
+        raw.get("note", ""),
+        {k: float(v) for k, v in raw.get("means", {}).items()},
     )
 
 

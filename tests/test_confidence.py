@@ -1,5 +1,6 @@
 """The calibrated confidence: fitting, storing, and the pipeline holding back unlikely answers."""
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,13 +31,16 @@ def test_fit_logistic_learns_which_signal_separates() -> None:
 
 
 def test_calibration_round_trip(tmp_path: Path) -> None:
-    cal = Calibration({"support_logit": 1.5, "top_cosine": 2.0}, -1.0, "test")
+    cal = Calibration({"support_logit": 1.5, "coverage": 2.0}, -1.0, "test", {"coverage": 0.5})
     path = tmp_path / "cal.json"
     cal.save(path)
     again = load_calibration(path)
     assert again == cal
-    s = Signals(support=0.7, top_cosine=0.85)
+    s = Signals(support=0.7, coverage=0.1)
     assert again is not None and again.probability(s) == pytest.approx(cal.probability(s))
+    # an English question's word-pair coverage says nothing: it counts as the fitted mean, not as 0
+    english = Signals(support=0.7, coverage=0.0, foreign=True)
+    assert again.score(english.features()) == pytest.approx(-1.0 + 1.5 * math.log(0.7 / 0.3) + 2.0 * 0.5)
     assert load_calibration(tmp_path / "none.json") is None
 
 
