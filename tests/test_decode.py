@@ -141,3 +141,20 @@ def test_greedy_pick_penalises_recent_tokens() -> None:
     assert greedy_pick(logits, [], 1.05) == 1
     assert greedy_pick(logits, [1], 1.05) == 2  # 2.0 / 1.05 < 1.95
     assert logits[1] == 2.0  # the model's logits are not modified in place
+
+
+def test_token_log_probabilities_are_the_models_with_or_without_drafts() -> None:
+    source = [5, 9, 3, 4, 8, 12, 5, 9, 3, 4, 11, 2, 6, 13]
+    sure = 5.0 - np.log(np.exp(5.0) + (VOCAB - 1) * np.exp(-1.0))  # the toy model's one likely token
+    for k in (0, 8):
+        out, dec, _ = run(copy_rule(source), source, k=k)
+        assert len(dec.logprobs) == len(out) + 1  # every token emitted, and the end token
+        assert np.allclose(dec.logprobs, sure, atol=1e-5)
+
+
+def test_next_logits_reads_one_forward_pass_and_reuses_the_cache() -> None:
+    api = FakeApi(lambda seq: 6)
+    dec = LookupDecoder(fake_llm(), draft_tokens=4, api=api)
+    list(dec.generate([1, 2, 3, 4], 2))
+    assert dec.next_logits([1, 2, 3, 9, 9], [6, 7]) == [5.0, -1.0]
+    assert api.decodes[-1] == 2 and api.kv == [1, 2, 3, 9, 9]  # only the new tail was evaluated
