@@ -71,6 +71,7 @@ def chunk_document(
                 spans=spans,
                 paragraph=sents[group[0]][0],
                 source=doc.source,
+                location=doc.location_at(spans[0][0], spans[-1][1]),
             )
         )
     return chunks
