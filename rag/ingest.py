@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import logging
 import re
@@ -65,6 +66,20 @@ def doc_id_for(path: Path, root: Path) -> str:
     """A stable id: the path relative to the corpus folder, without its extension."""
     rel = path.relative_to(root).with_suffix("")
     return rel.as_posix()
+
+
+def source_file(root: str | Path, doc_id: str) -> Path | None:
+    """The file a document was read from (``doc_id`` is its path without extension), only when
+    it lies inside ``root``: a doc id such as ``../secret`` finds nothing."""
+    base = Path(root).resolve()
+    target = (base / doc_id).resolve()
+    if not target.is_relative_to(base) or target == base:
+        return None
+    for path in sorted(target.parent.glob(glob.escape(target.name) + ".*")):
+        if path.suffix.lower() in SUPPORTED and path.with_suffix("") == target and path.is_file():
+            resolved = path.resolve()
+            return resolved if resolved.is_relative_to(base) else None
+    return None
 
 
 def read_folder(folder: str | Path) -> tuple[list[Document], list[Skipped]]:
