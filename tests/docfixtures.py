@@ -23,6 +23,7 @@ def make_pdf(path: Path, pages: list[str], table: list[list[str]] | None = None)
     fpdf = pytest.importorskip("fpdf")
     pdf = fpdf.FPDF()
     pdf.add_font("dejavu", fname=str(font()))
+    pdf.add_font("dejavu", style="B", fname=str(font().with_name("DejaVuSans-Bold.ttf")))
     pdf.set_font("dejavu", size=12)
     for n, text in enumerate(pages):
         pdf.add_page()
