@@ -59,11 +59,12 @@ def _is_heading(paragraph: Any) -> bool:
 
 def read_docx(path: Path) -> Extracted:
     import docx
+    from docx.opc.exceptions import PackageNotFoundError
     from docx.table import Table
 
     try:
         document = docx.Document(str(path))
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+    except (zipfile.BadZipFile, KeyError, ValueError, PackageNotFoundError) as exc:
         raise ValueError(f"not a valid .docx file ({exc}); open and save it again in Word") from exc
     out = Extracted()
     location, lines = "", list[str]()
