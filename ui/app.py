@@ -252,6 +252,12 @@ class ChatApp:
             with self._lock:
                 self._workspaces.pop(ws.id, None)
             lines.append("✅ Đã thêm: " + ", ".join(esc(n) for n in report.added) + ". Bạn có thể hỏi ngay.")
+            b = report.build
+            if b is not None and b.ocr_pages:
+                lines.append(f"🔎 Đã nhận dạng chữ (OCR) {b.ocr_pages} trang quét.")
+            if b is not None and b.converted:
+                encs = ", ".join(sorted({e for _, e in b.converted}))
+                lines.append(f"🔤 Đã chuyển mã cũ ({esc(encs)}) sang Unicode.")
         for name, why in report.rejected:
             lines.append(f"⚠️ {esc(name)}: {esc(why)}")
         return state, "\n\n".join(lines)

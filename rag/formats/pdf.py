@@ -60,6 +60,9 @@ def read_pdf(path: Path, ocr: bool = True) -> Extracted:
     scans: list[int] = []
     try:
         with pdfplumber.open(str(path)) as pdf:
+            title = str((pdf.metadata or {}).get("Title") or "").strip()
+            if title:
+                out.meta["title"] = fix_legacy(title)[0]
             for n, page in enumerate(pdf.pages, 1):
                 text, found = fix_legacy(plain[n - 1] if n <= len(plain) else "")
                 if found:  # a page typed in a TCVN3/VNI font
