@@ -301,7 +301,8 @@ def markdown(res: dict[str, Any], command: str) -> str:
         ]
     if res.get("llama_cpp"):
         lines += ["", f"llama.cpp build: `{res['llama_cpp']}`"]
-    return "\n".join(lines) + "\n" + ("\n" + res["eval"] if res.get("eval") else "")
+    text = "\n".join(lines) + "\n" + ("\n" + res["eval"] if res.get("eval") else "")
+    return text + ("\n" + res["ocr"] if res.get("ocr") else "")
 
 
 def run(
@@ -323,6 +324,8 @@ def run(
     from .config import PROJECT_ROOT
 
     res["eval"] = eval_sections(PROJECT_ROOT / "eval" / "out")
+    ocr = out / "bench" / "ocr.md"  # written by scripts/ocr_bench.py
+    res["ocr"] = ocr.read_text("utf-8") if ocr.exists() else ""
     if sizes:
         res["scale"] = bench_scale(sizes)
         (out / "bench").mkdir(parents=True, exist_ok=True)

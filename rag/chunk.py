@@ -24,7 +24,8 @@ def chunk_document(
 ) -> list[Chunk]:
     """Greedy packing of sentences into chunks of at most ``max_tokens``.
 
-    Chunks may span paragraphs; each keeps the spans of its pieces in ``doc.text`` and the index
+    Chunks may span paragraphs but never a change of location (page, slide, sheet, heading), so
+    each chunk cites one place; each keeps the spans of its pieces in ``doc.text`` and the index
     of its first paragraph. A sentence longer than ``max_tokens`` becomes a chunk of its own.
     Ids are ``<doc_id>#<n>-<hash of text>`` so they change only when the text does.
     """
@@ -33,21 +34,25 @@ def chunk_document(
         for s, e in split_sentences(doc.text[p.start : p.end], offset=p.start):
             sents.append((pi, s, e))
     sizes = [count(doc.text[s:e]) for _, s, e in sents]
+    where = [doc.location_at(s) for _, s, _ in sents]
 
     groups: list[list[int]] = []
     i = 0
     while i < len(sents):
         group, total = [i], sizes[i]
         j = i + 1
-        while j < len(sents) and total + sizes[j] <= max_tokens:
+        while j < len(sents) and total + sizes[j] <= max_tokens and where[j] == where[i]:
             group.append(j)
             total += sizes[j]
             j += 1
         groups.append(group)
         if j >= len(sents):
             break
-        # next chunk starts `overlap` sentences back, but always moves forward
+        # next chunk starts `overlap` sentences back (never across a page, slide or section), but
+        # always moves forward
         i = max(j - overlap, i + 1)
+        while where[i] != where[j]:
+            i += 1
 
     chunks = []
     for n, group in enumerate(groups):
@@ -71,6 +76,7 @@ def chunk_document(
                 spans=spans,
                 paragraph=sents[group[0]][0],
                 source=doc.source,
+                location=doc.location_at(spans[0][0], spans[-1][1]),
             )
         )
     return chunks

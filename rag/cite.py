@@ -292,6 +292,7 @@ def verify(reply: str, passages: list[Hit], question: str = "") -> Verified:
                 score=h.dense if h.dense is not None else h.score,
                 source=h.chunk.source,
                 quote_start=start,
+                location=h.chunk.location,
             )
         )
     return Verified(" ".join(out_sents).strip(), citations, grounded, dropped)

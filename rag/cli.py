@@ -38,6 +38,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     from .index import build_index
 
     s = Settings()
+    logging.getLogger("rag.formats.ocr").setLevel(logging.INFO)  # page-by-page progress of long scans
     report = build_index(
         args.corpus or s.corpus_dir, args.out or s.index_dir, settings=s, progress=_progress_bar("embedding")
     )
@@ -47,6 +48,10 @@ def cmd_index(args: argparse.Namespace) -> int:
     )
     if report.removed:
         print(f"dropped {len(report.removed)} deleted files: {', '.join(report.removed)}")
+    if report.ocr_pages:
+        print(f"OCR: {report.ocr_pages} pages read by OCR in {', '.join(report.ocr_files)}")
+    for doc_id, encoding in report.converted:
+        print(f"converted {doc_id} from {encoding} to Unicode")
     for sk in report.skipped:
         print(f"skipped {sk.path}: {sk.reason}")
     return 0
@@ -67,7 +72,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     for h in hits:
         dense = f"{h.dense:.3f}" if h.dense is not None else "-"
         sparse = f"{h.sparse:.2f}" if h.sparse is not None else "-"
-        print(f"[{h.rank + 1}] {h.score:.4f}  (cos {dense}, bm25 {sparse})  {h.title}  ‹{h.chunk_id}›")
+        where = f" — {h.chunk.location}" if h.chunk.location else ""
+        print(f"[{h.rank + 1}] {h.score:.4f}  (cos {dense}, bm25 {sparse})  {h.title}{where}  ‹{h.chunk_id}›")
         print("    " + h.text.replace("\n", "\n    "))
         print()
     print(f"{len(hits)} passages in {ms:.0f} ms", file=sys.stderr)
@@ -89,7 +95,8 @@ def _print_answer(answer, streamed: bool) -> None:  # type: ignore[no-untyped-de
             print(answer.text)
         print("\nNguồn:")
         for c in answer.citations:
-            print(f"  [{c.n}] {c.title} ‹{c.chunk_id}›")
+            where = f" — {c.location}" if c.location else ""
+            print(f"  [{c.n}] {c.title}{where} ‹{c.chunk_id}›")
             print(f"      “{c.quote}”")
     for w in answer.warnings:
         print(f"warning: {w}", file=sys.stderr)
@@ -172,8 +179,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    pi = sub.add_parser("index", help="index a folder of documents")
-    pi.add_argument("corpus", nargs="?", help="folder of .txt .md .html .pdf .docx files (default: corpus/)")
+    from .ingest import FORMATS
+
+    pi = sub.add_parser(
+        "index",
+        help="index a folder of documents",
+        description=f"Index a folder of documents. Formats: {FORMATS}. Old TCVN3/VNI/Windows-1258 text "
+        "is converted to Unicode; files that cannot be read are skipped with the reason.",
+    )
+    pi.add_argument("corpus", nargs="?", help="folder of documents (default: corpus/)")
     pi.add_argument("--out", help="index folder (default: RAG_INDEX_DIR or embeddings/)")
     pi.set_defaults(func=cmd_index)
 

@@ -38,6 +38,9 @@ class BuildReport:
     out_dir: str
     index_type: str = "flat"
     changed: list[str] = field(default_factory=list)
+    ocr_pages: int = 0  # pages or images whose text came from OCR
+    ocr_files: list[str] = field(default_factory=list)
+    converted: list[tuple[str, str]] = field(default_factory=list)  # (doc_id, legacy encoding)
 
 
 def passage_text(chunk: Chunk) -> str:
@@ -155,4 +158,7 @@ def build_index(
         out_dir=str(out),
         index_type=manifest.index_type,
         changed=changed,
+        ocr_pages=sum(d.ocr_pages for d in docs),
+        ocr_files=[d.doc_id for d in docs if d.ocr_pages],
+        converted=[(d.doc_id, d.encoding) for d in docs if d.encoding],
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import logging
 import re
@@ -9,12 +10,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import EmptyCorpusError
+from .formats import Extracted
+from .formats.legacy import decode_bytes
 from .text import nfc
 from .types import Document, Paragraph
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"}
+TEXT = {".txt", ".md", ".markdown"}
+HTML = {".html", ".htm"}
+IMAGES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
+OFFICE = {".docx", ".doc", ".xlsx", ".pptx", ".odt"}
+SUPPORTED = TEXT | HTML | OFFICE | IMAGES | {".pdf"}
+FORMATS = "text (.txt .md), web pages (.html), PDF (text or scanned), Word (.docx .doc), Excel (.xlsx), PowerPoint (.pptx), OpenDocument (.odt), images (.png .jpg .tif, by OCR)"
 
 # Site furniture: lines that are page chrome, not content.
 _FURNITURE = [
@@ -60,6 +68,20 @@ def doc_id_for(path: Path, root: Path) -> str:
     return rel.as_posix()
 
 
+def source_file(root: str | Path, doc_id: str) -> Path | None:
+    """The file a document was read from (``doc_id`` is its path without extension), only when
+    it lies inside ``root``: a doc id such as ``../secret`` finds nothing."""
+    base = Path(root).resolve()
+    target = (base / doc_id).resolve()
+    if not target.is_relative_to(base) or target == base:
+        return None
+    for path in sorted(target.parent.glob(glob.escape(target.name) + ".*")):
+        if path.suffix.lower() in SUPPORTED and path.with_suffix("") == target and path.is_file():
+            resolved = path.resolve()
+            return resolved if resolved.is_relative_to(base) else None
+    return None
+
+
 def read_folder(folder: str | Path) -> tuple[list[Document], list[Skipped]]:
     """Read every supported file; broken files are skipped with a warning naming them."""
     root = Path(folder)
@@ -74,36 +96,105 @@ def read_folder(folder: str | Path) -> tuple[list[Document], list[Skipped]]:
     if not docs:
         why = "; ".join(f"{s.path} ({s.reason})" for s in skipped) or "no supported files"
         raise EmptyCorpusError(
-            f"no readable documents in {root} ({why}). Add .txt, .md, .html, .pdf or .docx files."
+            f"no readable documents in {root} ({why}). Add files in a supported format: {FORMATS}."
         )
     return docs, skipped
 
 
 def read_file(path: Path, doc_id: str | None = None) -> Document:
-    """Read one file into a cleaned Document. Raises ValueError on undecodable or empty files."""
+    """Read one file into a cleaned Document. Raises ValueError (naming the reason) on files that
+    cannot be read: undecodable, empty, password-protected, damaged, or images without text."""
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED:
         raise ValueError(f"unsupported file type {suffix!r}; use one of {sorted(SUPPORTED)}")
     raw = path.read_bytes()
-    meta: dict[str, str] = {}
-    if suffix in {".txt", ".md", ".markdown"}:
-        try:
-            body = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise ValueError(f"not UTF-8 text (byte {exc.start}); save the file as UTF-8") from exc
-        meta, body = split_front_matter(body)
-    elif suffix in {".html", ".htm"}:
-        body, meta = _html_text(raw)
-    elif suffix == ".pdf":
-        body = _pdf_text(path)
-    else:
-        body = _docx_text(path)
-    doc = clean(nfc(body), doc_id or path.stem, meta.get("title", ""), meta.get("source", ""))
+    if not raw:
+        raise ValueError("empty file (0 bytes)")
+    ex = extract(path, raw)
+    for w in ex.warnings:
+        logger.warning("%s: %s", path, w)
+    if ex.encoding:
+        logger.info("%s: converted from %s to Unicode", path, ex.encoding)
+    body, locations = _join(ex.sections)
+    doc = clean(body, doc_id or path.stem, ex.meta.get("title", ""), ex.meta.get("source", ""))
+    doc.locations = locations
     doc.path = str(path)
     doc.sha256 = hashlib.sha256(raw).hexdigest()
+    doc.encoding = ex.encoding
+    doc.ocr_pages = ex.ocr_pages
     if not doc.paragraphs:
         raise ValueError("no text content after cleaning")
     return doc
+
+
+def extract(path: Path, raw: bytes) -> Extracted:
+    """The text of one file in located sections, by its extension."""
+    suffix = path.suffix.lower()
+    if suffix in TEXT:
+        body, encoding = decode_bytes(raw)
+        meta, body = split_front_matter(body)
+        ex = _markdown_sections(body) if suffix != ".txt" else Extracted(sections=[("", body)])
+        ex.meta, ex.encoding = meta, "" if encoding == "utf-8" else encoding
+        return ex
+    if suffix in HTML:
+        body, meta = _html_text(raw)
+        return Extracted(sections=[("", body)], meta=meta)
+    if suffix == ".pdf":
+        from .formats.pdf import read_pdf
+
+        return read_pdf(path)
+    if suffix in IMAGES:
+        from .formats.ocr import read_image
+
+        return read_image(path)
+    from .formats import office
+
+    readers = {
+        ".docx": office.read_docx,
+        ".doc": office.read_doc,
+        ".xlsx": office.read_xlsx,
+        ".pptx": office.read_pptx,
+        ".odt": office.read_odt,
+    }
+    return readers[suffix](path)
+
+
+_MD_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$")
+
+
+def _markdown_sections(body: str) -> Extracted:
+    """Markdown split at its headings; each section's location is its heading."""
+    from .formats.office import heading_location
+
+    out = Extracted()
+    location, lines = "", list[str]()
+    for line in body.split("\n"):
+        m = _MD_HEADING.match(line)
+        if m:
+            if lines:
+                out.sections.append((location, "\n".join(lines)))
+            location, lines = heading_location(m.group(1)), []
+        lines.append(line)
+    out.sections.append((location, "\n".join(lines)))
+    return out
+
+
+def _join(sections: list[tuple[str, str]]) -> tuple[str, list[tuple[int, str]]]:
+    """One text from the sections (NFC each, so offsets hold) and where each location starts."""
+    parts: list[str] = []
+    locations: list[tuple[int, str]] = []
+    pos = 0
+    for location, text in sections:
+        text = nfc(text)
+        if parts:
+            pos += 2
+        if location and (not locations or locations[-1][1] != location):
+            locations.append((pos, location))
+        elif not location and locations:
+            locations.append((pos, ""))
+        parts.append(text)
+        pos += len(text)
+    return "\n\n".join(parts), locations
 
 
 def split_front_matter(text: str) -> tuple[dict[str, str], str]:
@@ -168,21 +259,3 @@ def _html_text(raw: bytes) -> tuple[str, dict[str, str]]:
     if md is not None and md.sitename:
         meta["source"] = md.sitename
     return text, meta
-
-
-def _pdf_text(path: Path) -> str:
-    from pypdf import PdfReader
-
-    reader = PdfReader(str(path))
-    pages = [page.extract_text() or "" for page in reader.pages]
-    text = "\n\n".join(pages)
-    if not text.strip():
-        raise ValueError("the PDF has no text layer (scanned?); run OCR on it first")
-    return text
-
-
-def _docx_text(path: Path) -> str:
-    import docx
-
-    document = docx.Document(str(path))
-    return "\n".join(p.text for p in document.paragraphs)

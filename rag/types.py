@@ -29,6 +29,23 @@ class Document:
     source: str = ""
     path: str = ""
     sha256: str = ""
+    locations: list[tuple[int, str]] = field(default_factory=list)  # (offset in text, "trang 3")
+    encoding: str = ""  # legacy encoding converted to Unicode ("windows-1258", "tcvn3", …)
+    ocr_pages: int = 0  # pages whose text came from OCR
+
+    def location_at(self, start: int, end: int | None = None) -> str:
+        """Where offsets ``start``..``end`` of the text are: "trang 3", "trang 2–3", a heading."""
+        first = last = ""
+        for offset, label in self.locations:
+            if offset <= start:
+                first = label
+            if offset < (end if end is not None else start + 1):
+                last = label
+        if first and last and last != first and first.startswith("trang ") and last.startswith("trang "):
+            a, b = first.removeprefix("trang "), last.removeprefix("trang ")
+            if a.isdigit() and b.isdigit():
+                return f"trang {a}–{b}"
+        return first
 
 
 @dataclass
@@ -46,6 +63,7 @@ class Chunk:
     spans: list[tuple[int, int]]
     paragraph: int
     source: str = ""
+    location: str = ""  # page, slide, sheet or heading: "trang 3", "trang chiếu 2", "mục: …"
 
     @property
     def start(self) -> int:
@@ -96,6 +114,7 @@ class Citation:
     score: float  # cosine similarity of the passage to the question (fused score without one)
     source: str = ""
     quote_start: int = -1  # offset of ``quote`` inside ``text`` (-1 when not found)
+    location: str = ""  # where in the document: "trang 3", "trang chiếu 2", "trang tính …", "mục: …"
 
 
 @dataclass

@@ -21,6 +21,25 @@ export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF $SIMD -DGGML_AMX_TILE=OFF -DG
 
 "$PY" -m pip install --quiet -e ".[local]"
 
+# Debian packages for documents: Tesseract with its Vietnamese model (scans and images), a font with
+# Vietnamese glyphs (the OCR tests render text with it) and LibreOffice (old .doc files).
+apt_install() {
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  if command -v apt-get >/dev/null 2>&1; then
+    [ -n "${APT_UPDATED:-}" ] || { $SUDO apt-get update -qq && APT_UPDATED=1; }
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  else
+    echo "warning: no apt-get; install $* yourself for scans, images and .doc files" >&2
+  fi
+}
+if ! command -v tesseract >/dev/null 2>&1 || ! tesseract --list-langs 2>/dev/null | grep -qx vie \
+  || [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
+  apt_install tesseract-ocr tesseract-ocr-vie fonts-dejavu-core
+fi
+if ! command -v soffice >/dev/null 2>&1; then
+  apt_install libreoffice-writer-nogui || echo "warning: LibreOffice not installed; .doc files will be skipped" >&2
+fi
+
 if [ "${1:-}" = "--test" ]; then
   if ! command -v chromium >/dev/null 2>&1; then
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

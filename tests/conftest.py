@@ -109,7 +109,13 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unty
     demo.queue()
     port = free_port()
     demo.launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, css=CSS, head=HEAD, quiet=True
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        css=CSS,
+        head=HEAD,
+        quiet=True,
+        allowed_paths=app.allowed_paths,
     )
     yield f"http://127.0.0.1:{port}/", app
     demo.close()

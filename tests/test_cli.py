@@ -55,3 +55,24 @@ def test_index_summary_lists_skipped_files(tmp_path: Path, capsys: pytest.Captur
 def test_missing_index_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["search", "chuyển đổi số", "--index", str(tmp_path / "none")]) == 1
     assert "rag index" in capsys.readouterr().err
+
+
+def test_index_reports_conversions_and_search_names_the_page(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rag.formats.legacy import to_tcvn3
+
+    from .docfixtures import make_pdf
+    from .test_locations import PAGES
+
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "cu.txt").write_bytes(to_tcvn3("hà nội là thủ đô của nước việt nam.").encode("latin-1"))
+    make_pdf(corpus / "bao_cao.pdf", PAGES)
+    out_dir = tmp_path / "idx"
+    assert main(["index", str(corpus), "--out", str(out_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "indexed 2 files" in out and "converted cu from tcvn3 to Unicode" in out
+    assert main(["search", "trạm phát sóng di động", "-k", "1", "--index", str(out_dir)]) == 0
+    first = capsys.readouterr().out.split("\n")[0]
+    assert "— trang 3" in first and "bao_cao#" in first

@@ -18,4 +18,4 @@ def test_space_front_matter() -> None:
     for key in ("sdk: gradio", "sdk_version:", "app_file: ui/app.py", "python_version:"):
         assert key in head
     assert (PROJECT_ROOT / "ui" / "app.py").exists()
-    assert ".[ui,llm,model]" in (PROJECT_ROOT / "requirements.txt").read_text()
+    assert ".[ui,llm,model,docs]" in (PROJECT_ROOT / "requirements.txt").read_text()

@@ -100,3 +100,33 @@ def test_index_built_at_startup_when_missing(tmp_path: Path, corpus_copy: Path, 
     ensure_index(app)
     assert (tmp_path / "new-index" / "manifest.json").exists()
     assert "13.000" in app.rag.retrieve("Bưu điện Việt Nam có bao nhiêu điểm giao dịch?", 1)[0].text
+
+
+def test_source_card_opens_the_original_file_read_only(ui_server) -> None:  # type: ignore[no-untyped-def]
+    import re
+    from html import unescape
+    from urllib.parse import quote
+
+    import httpx
+    from gradio_client import Client
+
+    url, _ = ui_server
+    _, sources, _, _ = Client(url, verbose=False).predict(
+        "Bưu điện Việt Nam có bao nhiêu điểm giao dịch?", [], "extractive", 5, True, api_name="/ask"
+    )
+    links = re.findall(r'href="(/gradio_api/file=[^"]+)"', sources)
+    assert links and "mở tệp gốc" in sources
+    got = httpx.get(url.rstrip("/") + unescape(links[0]), timeout=30)
+    assert got.status_code == 200 and "Bưu điện" in got.content.decode("utf-8")
+    corpus = str(CORPUS.resolve())
+    for evil in [
+        f"{corpus}/../pyproject.toml",
+        quote(f"{corpus}/../README.md"),
+        f"{corpus}/%2e%2e/pyproject.toml",
+        str(CORPUS.parent.resolve() / "pyproject.toml"),
+        "/etc/passwd",
+    ]:
+        r = httpx.get(f"{url}gradio_api/file={evil}", timeout=30)
+        assert r.status_code in (403, 404), evil
+        assert "[project]" not in r.text and "root:" not in r.text
+    assert httpx.post(url.rstrip("/") + unescape(links[0]), timeout=30).status_code >= 400  # read-only

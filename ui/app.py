@@ -13,8 +13,10 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 if __package__ in (None, ""):  # `python ui/app.py`, as a Hugging Face Space runs it
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -24,6 +26,7 @@ import gradio as gr
 from rag.config import Settings
 from rag.errors import IndexMismatchError, IndexNotFoundError, RagError
 from rag.index import build_index
+from rag.ingest import SUPPORTED, source_file
 from rag.pipeline import RAG
 from rag.types import Answer
 from rag.uploads import MAX_FILE_BYTES, Workspace
@@ -43,7 +46,7 @@ CSS = """
 .src-card {border:1px solid var(--border-color-primary); border-radius:8px; padding:10px 12px; margin:8px 0;}
 .src-card.flash, .src-card:target {outline:3px solid #f59e0b;}
 .src-card mark {background:#fde68a; color:inherit; padding:0 2px;}
-.src-head {font-weight:600;} .src-meta {font-size:0.85em; opacity:0.75;}
+.src-head {font-weight:600;} .src-meta {font-size:0.85em; opacity:0.75;} .src-loc {font-weight:600;}
 .src-related {border-style:dashed; opacity:0.9;}
 .abstain-note {color:#b45309;}
 """
@@ -75,16 +78,29 @@ def render_answer(a: Answer) -> str:
     return _CITE.sub(lambda m: f"[[{m.group(1)}]](#nguon-{m.group(1)})", esc(a.text))
 
 
-def render_sources(a: Answer | None, show: bool = True) -> str:
+def _where(doc_id: str, location: str, link: str) -> str:
+    """ "doc_id · trang 3 · mở tệp gốc" for a source card."""
+    bits = [esc(doc_id)]
+    if location:
+        bits.append(f'<span class="src-loc">{esc(location)}</span>')
+    if link:
+        bits.append(f'<a class="src-file" href="{esc(link)}" target="_blank" rel="noopener">mở tệp gốc</a>')
+    return " · ".join(bits)
+
+
+def render_sources(a: Answer | None, show: bool = True, link: Callable[[str], str] | None = None) -> str:
+    """Source cards: title, where in the document ("trang 3"), a link to the original file."""
     if a is None or not show:
         return ""
+    link = link or (lambda doc_id: "")
     parts = []
     if a.abstained:
         parts.append('<p class="abstain-note">Tài liệu không có câu trả lời. Các đoạn có thể liên quan:</p>')
         for h in a.related:
+            where = _where(h.doc_id, h.chunk.location, link(h.doc_id))
             parts.append(
                 f'<div class="src-card src-related"><div class="src-head">{esc(h.title)}</div>'
-                f'<div class="src-meta">{esc(h.doc_id)} · độ tương đồng {(h.dense if h.dense is not None else h.score):.2f}</div><div>{esc(h.text)}</div></div>'
+                f'<div class="src-meta">{where} · độ tương đồng {(h.dense if h.dense is not None else h.score):.2f}</div><div>{esc(h.text)}</div></div>'
             )
         return "\n".join(parts)
     for c in a.citations:
@@ -96,7 +112,7 @@ def render_sources(a: Answer | None, show: bool = True) -> str:
         src = f" · {esc(c.source)}" if c.source else ""
         parts.append(
             f'<div class="src-card" id="nguon-{c.n}"><div class="src-head">[{c.n}] {esc(c.title)}</div>'
-            f'<div class="src-meta">{esc(c.doc_id)}{src} · độ tương đồng {c.score:.2f}</div>'
+            f'<div class="src-meta">{_where(c.doc_id, c.location, link(c.doc_id))}{src} · độ tương đồng {c.score:.2f}</div>'
             f'<div class="src-body">{body.replace(chr(10), "<br>")}</div></div>'
         )
     return "\n".join(parts)
@@ -132,6 +148,16 @@ class ChatApp:
         self.settings = self.rag.settings
         self._workspaces: dict[str, RAG] = {}
         self._lock = threading.Lock()
+
+    @property
+    def allowed_paths(self) -> list[str]:
+        """What the server may send: the corpus folder only (read-only, by Gradio's file route)."""
+        return [str(Path(self.settings.corpus_dir).resolve())]
+
+    def file_link(self, doc_id: str) -> str:
+        """A link that opens a document's original file, or "" when it is not in the corpus."""
+        path = source_file(self.settings.corpus_dir, doc_id)
+        return f"/gradio_api/file={quote(str(path))}" if path else ""
 
     def rag_for(self, state: dict[str, Any]) -> RAG:
         ws = state.get("workspace")
@@ -194,7 +220,7 @@ class ChatApp:
                 ],
             }
         )
-        yield chat, state, render_sources(a, show), render_timings(a), ""
+        yield chat, state, render_sources(a, show, self.file_link), render_timings(a), ""
 
     def feedback(self, state: dict[str, Any], data: gr.LikeData) -> None:
         idx = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
@@ -229,6 +255,12 @@ class ChatApp:
             with self._lock:
                 self._workspaces.pop(ws.id, None)
             lines.append("✅ Đã thêm: " + ", ".join(esc(n) for n in report.added) + ". Bạn có thể hỏi ngay.")
+            b = report.build
+            if b is not None and b.ocr_pages:
+                lines.append(f"🔎 Đã nhận dạng chữ (OCR) {b.ocr_pages} trang quét.")
+            if b is not None and b.converted:
+                encs = ", ".join(sorted({e for _, e in b.converted}))
+                lines.append(f"🔤 Đã chuyển mã cũ ({esc(encs)}) sang Unicode.")
         for name, why in report.rejected:
             lines.append(f"⚠️ {esc(name)}: {esc(why)}")
         return state, "\n\n".join(lines)
@@ -265,8 +297,8 @@ class ChatApp:
                     with gr.Accordion("Thêm tài liệu", open=False):
                         files = gr.File(
                             file_count="multiple",
-                            file_types=[".txt", ".md", ".pdf", ".docx", ".html"],
-                            label=f"Tệp .txt .md .pdf .docx .html (tối đa {MAX_FILE_BYTES // 2**20} MB)",
+                            file_types=sorted(SUPPORTED),
+                            label=f"Tệp {' '.join(sorted(SUPPORTED))} (tối đa {MAX_FILE_BYTES // 2**20} MB)",
                             elem_id="upload",
                         )
                         add = gr.Button("Thêm vào chỉ mục", elem_id="add-docs")
@@ -318,7 +350,13 @@ def launch(host: str | None = None, port: int | None = None, settings: Settings 
     demo = app.build()
     demo.queue(default_concurrency_limit=4, max_size=64)
     demo.launch(
-        server_name=host, server_port=port, css=CSS, head=HEAD, max_file_size=MAX_FILE_BYTES, show_error=True
+        server_name=host,
+        server_port=port,
+        css=CSS,
+        head=HEAD,
+        max_file_size=MAX_FILE_BYTES,
+        show_error=True,
+        allowed_paths=app.allowed_paths,
     )
 
 
