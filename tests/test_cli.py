@@ -55,3 +55,10 @@ def test_index_summary_lists_skipped_files(tmp_path: Path, capsys: pytest.Captur
 def test_missing_index_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["search", "chuyển đổi số", "--index", str(tmp_path / "none")]) == 1
     assert "rag index" in capsys.readouterr().err
+
+
+def test_serve_options() -> None:
+    from rag.cli import build_parser
+
+    args = build_parser().parse_args(["serve", "--port", "8765", "--no-chat", "--generator", "extractive"])
+    assert args.port == 8765 and args.host == "127.0.0.1" and args.chat is False
