@@ -323,6 +323,9 @@ def create_app(settings: Settings | None = None, rag: RAG | None = None, *, chat
             queue_running=srv.queue.running,
             queue_waiting=srv.queue.waiting,
             queue_size=srv.queue.max_waiting,
+            answers_served=srv.queue.served,
+            answers_refused=srv.queue.refused,
+            tokens_generated=srv.queue.tokens,
         )
 
     app.include_router(_routes(srv))

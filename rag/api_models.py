@@ -232,6 +232,9 @@ class Health(BaseModel):
     queue_running: int
     queue_waiting: int
     queue_size: int
+    answers_served: int = Field(description="answers generated since the server started")
+    answers_refused: int = Field(description="requests told 429 because the queue was full")
+    tokens_generated: int
 
 
 class ErrorBody(BaseModel):

@@ -80,6 +80,7 @@ class Generation:
                     self._put("delta", delta)
             finally:
                 pieces.close()  # type: ignore[attr-defined]  # a generator: stops the model at once
+            self._ticket.tokens = stream.answer.timings.tokens
             self._put("answer", stream.answer)
         except Exception as exc:  # noqa: BLE001 - reported to the client, logged here
             if isinstance(exc, RagError):

@@ -46,6 +46,7 @@ class Ticket:
     started: float | None = None
     granted: threading.Event = field(default_factory=threading.Event)
     released: bool = False
+    tokens: int = 0  # generated during the turn (set by the caller; counted on release)
 
 
 class FairQueue:
@@ -63,6 +64,7 @@ class FairQueue:
         self._service_s = INITIAL_SERVICE_S  # moving average of how long a turn takes
         self.served = 0
         self.refused = 0
+        self.tokens = 0  # generated over all turns
 
     # ------------------------------------------------------------ state
     @property
@@ -133,6 +135,7 @@ class FairQueue:
             if ticket in self._running:
                 self._running.discard(ticket)
                 self.served += 1
+                self.tokens += ticket.tokens
                 if ticket.started is not None:
                     took = time.monotonic() - ticket.started
                     self._service_s = 0.7 * self._service_s + 0.3 * took

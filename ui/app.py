@@ -183,7 +183,7 @@ class ChatApp:
                 place = self.queue.position(ticket)
                 chat[-1]["content"] = f"⏳ Đang chờ đến lượt: vị trí {place} trong hàng đợi…"
                 yield chat, state, "", "", ""
-            yield from self._answer(rag, message, chat, state, gen_name, k, show)
+            ticket.tokens = yield from self._answer(rag, message, chat, state, gen_name, k, show)
         finally:
             self.queue.release(ticket)
 
@@ -213,7 +213,7 @@ class ChatApp:
         except RagError as exc:
             chat[-1]["content"] = f"❌ {esc(str(exc))}"
             yield chat, state, "", "", ""
-            return
+            return 0
         chat[-1]["content"] = render_answer(a)
         for w in a.warnings:
             gr.Warning(w)
@@ -230,6 +230,7 @@ class ChatApp:
             }
         )
         yield chat, state, render_sources(a, show), render_timings(a), ""
+        return a.timings.tokens
 
     def feedback(self, state: dict[str, Any], data: gr.LikeData) -> None:
         idx = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
