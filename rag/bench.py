@@ -242,6 +242,12 @@ def eval_sections(folder: Path) -> str:
     return head + "\n\n".join(parts) + "\n"
 
 
+def kept_sections(folder: Path) -> str:
+    """Sections other scripts write to ``bench/*.md`` (the load test of `rag serve`), kept on
+    every rewrite of BENCHMARKS.md."""
+    return "".join("\n" + p.read_text("utf-8") for p in sorted(folder.glob("*.md")))
+
+
 def markdown(res: dict[str, Any], command: str) -> str:
     lines = [
         "# Benchmarks",
@@ -313,7 +319,7 @@ def run(
         res["llama_cpp"] = llama_cpp_build()
     from .config import PROJECT_ROOT
 
-    res["eval"] = eval_sections(PROJECT_ROOT / "eval" / "out")
+    res["eval"] = eval_sections(PROJECT_ROOT / "eval" / "out") + kept_sections(PROJECT_ROOT / "bench")
     if sizes:
         res["scale"] = bench_scale(sizes)
         (out / "bench").mkdir(parents=True, exist_ok=True)

@@ -40,6 +40,7 @@ class Record:
     tokens: int = 0
     retried: bool = False
     detail: str = ""
+    server_ms: float | None = None  # retrieval time measured inside the server (search)
 
 
 @dataclass
@@ -161,6 +162,7 @@ def search_client(run: Run, i: int, questions: list[str], pause: float) -> None:
                 r = http.post("/v1/search", json={"query": q, "k": 5})
                 rec.latency_s = time.perf_counter() - t0
                 got = [h["chunk_id"] for h in r.json()["data"]] if r.status_code == 200 else []
+                rec.server_ms = r.json().get("took_ms") if r.status_code == 200 else None
                 if r.status_code != 200:
                     rec.status, rec.detail = "error", f"{r.status_code} {r.text[:100]}"
                 elif set(got) != run.expected[q]:
@@ -188,6 +190,32 @@ def sample_rss(pid: int, stop: threading.Event, out: list[tuple[float, float]]) 
         stop.wait(1.0)
 
 
+HEADING = "## Many users (`rag serve` load test)"
+
+
+def section_markdown(figures: dict[str, Any], command: str, args: argparse.Namespace) -> str:
+    lines = [HEADING, "", f"Command: `nice -n 10 {command}`  ", f"Date: {time.strftime('%Y-%m-%d %H:%M')}"]
+    if args.note:
+        lines += ["", args.note]
+    lines += ["", "| measure | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in figures.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(section: str) -> None:
+    (ROOT / "bench").mkdir(exist_ok=True)
+    (ROOT / "bench" / "loadtest.md").write_text(section, "utf-8")
+    bench = ROOT / "BENCHMARKS.md"
+    text = bench.read_text("utf-8") if bench.exists() else "# Benchmarks\n"
+    start = text.find(HEADING)
+    if start < 0:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + len(HEADING))
+        text = text[:start] + section + (text[end:] if end >= 0 else "")
+    bench.write_text(text, "utf-8")
+
+
 def main() -> int:  # noqa: C901 - one linear script
     ap = argparse.ArgumentParser(description="load test for rag serve (loopback only)")
     ap.add_argument("--url", help="an already running server (default: start one)")
@@ -195,10 +223,14 @@ def main() -> int:  # noqa: C901 - one linear script
     ap.add_argument("--generator", default="local")
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--questions", type=int, default=3, help="questions per chat client")
+    ap.add_argument("--gradio", type=int, help="of the clients, chat-page users (default: a quarter)")
+    ap.add_argument("--search", type=int, help="of the clients, search callers (default: a quarter)")
     ap.add_argument("--queue-size", type=int, default=8, help="RAG_QUEUE_SIZE of the started server")
     ap.add_argument("--max-seconds", type=float, default=900, help="no new request after this")
     ap.add_argument("--search-pause", type=float, default=0.5)
     ap.add_argument("--markdown", action="store_true", help="also print a BENCHMARKS.md section")
+    ap.add_argument("--write", action="store_true", help="write it to bench/loadtest.md and BENCHMARKS.md")
+    ap.add_argument("--note", default="", help="a line about the conditions, shown above the figures")
     args = ap.parse_args()
     (ROOT / "artifacts").mkdir(exist_ok=True)
 
@@ -228,8 +260,8 @@ def main() -> int:  # noqa: C901 - one linear script
         ]
         questions = [x["question"] for x in items if x.get("answerable") and not x.get("history")]
 
-        n_search = max(1, args.clients // 4)
-        n_gradio = max(1, args.clients // 4)
+        n_search = args.clients // 4 if args.search is None else args.search
+        n_gradio = args.clients // 4 if args.gradio is None else args.gradio
         n_chat = args.clients - n_search - n_gradio
         per = args.questions
         need = (n_chat + n_gradio) * per
@@ -271,7 +303,9 @@ def main() -> int:  # noqa: C901 - one linear script
             threads.append(threading.Thread(target=gradio_client, args=(run, i, questions[qi : qi + per])))
             qi += per
         searchers = [
-            threading.Thread(target=search_client, args=(run, i, questions[i::n_search], args.search_pause))
+            threading.Thread(
+                target=search_client, args=(run, i, questions[:need][i::n_search], args.search_pause)
+            )
             for i in range(n_search)
         ]
         t_start = time.perf_counter()
@@ -321,6 +355,12 @@ def main() -> int:  # noqa: C901 - one linear script
         "search_ms_p50_idle": round(statistics.median(idle) * 1000, 1),
         "search_ms_p50_under_load": round((pct([r.latency_s for r in searches], 0.5) or 0) * 1000, 1),
         "search_ms_p95_under_load": round((pct([r.latency_s for r in searches], 0.95) or 0) * 1000, 1),
+        "search_server_ms_p50_under_load": pct(
+            [r.server_ms for r in searches if r.server_ms is not None], 0.5
+        ),
+        "search_server_ms_p95_under_load": pct(
+            [r.server_ms for r in searches if r.server_ms is not None], 0.95
+        ),
     }
     if rss:
         figures["rss_mb_start"] = round(rss[0][1])
@@ -328,10 +368,11 @@ def main() -> int:  # noqa: C901 - one linear script
         figures["rss_mb_end"] = round(rss[-1][1])
     problems = [r.__dict__ for r in recs if r.status in ("mixed", "error")][:10]
     print(json.dumps({"figures": figures, "problems": problems}, ensure_ascii=False, indent=1))
-    if args.markdown:
-        print("\n| measure | value |\n|---|---|")
-        for k, v in figures.items():
-            print(f"| {k} | {v} |")
+    if args.markdown or args.write:
+        section = section_markdown(figures, " ".join(["python scripts/loadtest.py", *sys.argv[1:]]), args)
+        print(section)
+        if args.write:
+            write_section(section)
     return 0 if not problems and figures["answers_missing"] == 0 else 1
 
 

@@ -136,3 +136,25 @@ def test_chat_login_when_ui_auth_is_set(tmp_path: Path, real_rag) -> None:  # ty
         assert c.post("/login", data={"username": "ana", "password": "mat-khau"}).status_code == 200
         assert c.get("/config").status_code == 200
         assert c.get("/v1/models").status_code == 200  # the API has its own keys (RAG_API_KEYS)
+
+
+def test_a_client_that_leaves_the_queue_frees_its_place(tmp_path: Path, real_rag) -> None:  # type: ignore[no-untyped-def]
+    rag, gen = make_rag(tmp_path, real_rag.embedder)
+    gen.gate.clear()
+    with live(create_app(rag=rag, chat=False)) as url, ThreadPoolExecutor(1) as pool:
+        body = {"messages": [{"role": "user", "content": Q_POST}]}
+        first = pool.submit(httpx.post, f"{url}/v1/chat/completions", json=body, timeout=60)
+        assert gen.started.acquire(timeout=30)
+        with httpx.stream(
+            "POST", f"{url}/v1/chat/completions", json={**body, "stream": True}, timeout=60
+        ) as r:
+            for line in r.iter_lines():
+                if line.startswith(": queue position"):
+                    break  # leave while waiting
+        deadline = time.monotonic() + 20
+        while httpx.get(f"{url}/healthz").json()["queue_waiting"]:
+            assert time.monotonic() < deadline, "the abandoned request kept its place"
+            time.sleep(0.1)
+        gen.gate.set()
+        assert first.result(timeout=30).status_code == 200
+    assert [q for q, _ in gen.seen] == [Q_POST]  # the abandoned question never reached the model
