@@ -190,11 +190,16 @@ def sample_rss(pid: int, stop: threading.Event, out: list[tuple[float, float]]) 
         stop.wait(1.0)
 
 
-HEADING = "## Many users (`rag serve` load test)"
+HEADING = "## Many users (`rag serve` load test, generator `{}`)"
 
 
 def section_markdown(figures: dict[str, Any], command: str, args: argparse.Namespace) -> str:
-    lines = [HEADING, "", f"Command: `nice -n 10 {command}`  ", f"Date: {time.strftime('%Y-%m-%d %H:%M')}"]
+    lines = [
+        HEADING.format(figures["generator"]),
+        "",
+        f"Command: `nice -n 10 {command}`  ",
+        f"Date: {time.strftime('%Y-%m-%d %H:%M')}",
+    ]
     if args.note:
         lines += ["", args.note]
     lines += ["", "| measure | value |", "|---|---|"]
@@ -202,16 +207,17 @@ def section_markdown(figures: dict[str, Any], command: str, args: argparse.Names
     return "\n".join(lines) + "\n"
 
 
-def write_section(section: str) -> None:
+def write_section(section: str, generator: str) -> None:
     (ROOT / "bench").mkdir(exist_ok=True)
-    (ROOT / "bench" / "loadtest.md").write_text(section, "utf-8")
+    (ROOT / "bench" / f"loadtest-{generator}.md").write_text(section, "utf-8")
     bench = ROOT / "BENCHMARKS.md"
     text = bench.read_text("utf-8") if bench.exists() else "# Benchmarks\n"
-    start = text.find(HEADING)
+    heading = HEADING.format(generator)
+    start = text.find(heading)
     if start < 0:
         text = text.rstrip("\n") + "\n\n" + section
     else:
-        end = text.find("\n## ", start + len(HEADING))
+        end = text.find("\n## ", start + len(heading))
         text = text[:start] + section + (text[end:] if end >= 0 else "")
     bench.write_text(text, "utf-8")
 
@@ -229,7 +235,7 @@ def main() -> int:  # noqa: C901 - one linear script
     ap.add_argument("--max-seconds", type=float, default=900, help="no new request after this")
     ap.add_argument("--search-pause", type=float, default=0.5)
     ap.add_argument("--markdown", action="store_true", help="also print a BENCHMARKS.md section")
-    ap.add_argument("--write", action="store_true", help="write it to bench/loadtest.md and BENCHMARKS.md")
+    ap.add_argument("--write", action="store_true", help="write it to bench/loadtest-*.md and BENCHMARKS.md")
     ap.add_argument("--note", default="", help="a line about the conditions, shown above the figures")
     args = ap.parse_args()
     (ROOT / "artifacts").mkdir(exist_ok=True)
@@ -372,7 +378,7 @@ def main() -> int:  # noqa: C901 - one linear script
         section = section_markdown(figures, " ".join(["python scripts/loadtest.py", *sys.argv[1:]]), args)
         print(section)
         if args.write:
-            write_section(section)
+            write_section(section, figures["generator"])
     return 0 if not problems and figures["answers_missing"] == 0 else 1
 
 
