@@ -251,6 +251,12 @@ def eval_sections(folder: Path) -> str:
     return head + "\n\n".join(parts) + "\n"
 
 
+def kept_sections(folder: Path) -> str:
+    """Sections other scripts write to ``bench/*.md`` (the load test of `rag serve`), kept on
+    every rewrite of BENCHMARKS.md."""
+    return "".join("\n" + p.read_text("utf-8") for p in sorted(folder.glob("*.md")))
+
+
 def markdown(res: dict[str, Any], command: str) -> str:
     lines = [
         "# Benchmarks",
@@ -302,7 +308,7 @@ def markdown(res: dict[str, Any], command: str) -> str:
     if res.get("llama_cpp"):
         lines += ["", f"llama.cpp build: `{res['llama_cpp']}`"]
     text = "\n".join(lines) + "\n" + ("\n" + res["eval"] if res.get("eval") else "")
-    return text + ("\n" + res["ocr"] if res.get("ocr") else "")
+    return text
 
 
 def run(
@@ -323,9 +329,7 @@ def run(
         res["llama_cpp"] = llama_cpp_build()
     from .config import PROJECT_ROOT
 
-    res["eval"] = eval_sections(PROJECT_ROOT / "eval" / "out")
-    ocr = out / "bench" / "ocr.md"  # written by scripts/ocr_bench.py
-    res["ocr"] = ocr.read_text("utf-8") if ocr.exists() else ""
+    res["eval"] = eval_sections(PROJECT_ROOT / "eval" / "out") + kept_sections(PROJECT_ROOT / "bench")
     if sizes:
         res["scale"] = bench_scale(sizes)
         (out / "bench").mkdir(parents=True, exist_ok=True)

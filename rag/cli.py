@@ -1,4 +1,4 @@
-"""Command line: ``rag index | search | ask | chat | eval | bench``."""
+"""Command line: ``rag index | search | ask | chat | serve | eval | bench``."""
 
 from __future__ import annotations
 
@@ -153,6 +153,18 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from .api import serve
+    except ImportError as exc:
+        if not any(m in str(exc) for m in ("fastapi", "uvicorn", "starlette")):
+            raise
+        print("error: the API needs FastAPI and uvicorn — pip install 'rag-vi[api]'", file=sys.stderr)
+        return 1
+    serve(args.host, args.port, _settings(args), chat=args.chat)
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -220,6 +232,14 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("--generator", choices=["local", "transformers", "openai", "extractive"])
     pc.add_argument("--index", help="index folder")
     pc.set_defaults(func=cmd_chat)
+
+    pv = sub.add_parser("serve", help="the HTTP API (OpenAI-compatible) with the chat at / (port 8000)")
+    pv.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1; 0.0.0.0 to serve other machines")
+    pv.add_argument("--port", type=int, default=8000)
+    pv.add_argument("--generator", choices=["local", "transformers", "openai", "extractive"])
+    pv.add_argument("--index", help="index folder")
+    pv.add_argument("--no-chat", dest="chat", action="store_false", help="the API only, without Gradio")
+    pv.set_defaults(func=cmd_serve)
 
     pb = sub.add_parser("bench", help="measure speed and memory; writes BENCHMARKS.md")
     pb.add_argument("--qa", default=str(PROJECT_ROOT / "eval" / "qa.jsonl"), help="questions used as queries")

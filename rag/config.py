@@ -50,6 +50,12 @@ class Settings:
     cache_dir: str = ""
     upload_dir: str = ""
     feedback_file: str = ""
+    # `rag serve`: API keys, chat login, and the queue in front of the LLM
+    api_keys: str = ""  # comma-separated; when set, every /v1 call needs "Authorization: Bearer <key>"
+    ui_auth: str = ""  # "user:password[,user2:password2]": a login for the chat page
+    llm_slots: int = 1  # answers generated at the same time (the local model runs one at a time)
+    queue_size: int = 16  # requests that may wait for the LLM; more get 429 with Retry-After
+    queue_per_client: int = 4  # of which one client (API key, `user` or address) may hold
 
     def __post_init__(self) -> None:
         for f in fields(self):

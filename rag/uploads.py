@@ -123,6 +123,19 @@ class Workspace:
             raise
         return report
 
+    def remove(self, name: str, embedder: Embedder, progress: Progress | None = None) -> BuildReport:
+        """Delete one uploaded file and re-index; if that fails, the file is put back."""
+        path = self.docs / name
+        if safe_name(name) != name or not path.is_file():
+            raise UploadError(f"no uploaded document named {name!r} — list them to see their names")
+        data = path.read_bytes()
+        path.unlink()
+        try:
+            return self._reindex(embedder, progress)
+        except Exception:
+            path.write_bytes(data)
+            raise
+
     def _reindex(self, embedder: Embedder, progress: Progress | None) -> BuildReport:
         corpus = self.root / "corpus"
         if corpus.exists():

@@ -76,3 +76,10 @@ def test_index_reports_conversions_and_search_names_the_page(
     assert main(["search", "trạm phát sóng di động", "-k", "1", "--index", str(out_dir)]) == 0
     first = capsys.readouterr().out.split("\n")[0]
     assert "— trang 3" in first and "bao_cao#" in first
+
+
+def test_serve_options() -> None:
+    from rag.cli import build_parser
+
+    args = build_parser().parse_args(["serve", "--port", "8765", "--no-chat", "--generator", "extractive"])
+    assert args.port == 8765 and args.host == "127.0.0.1" and args.chat is False

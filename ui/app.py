@@ -28,6 +28,7 @@ from rag.errors import IndexMismatchError, IndexNotFoundError, RagError
 from rag.index import build_index
 from rag.ingest import SUPPORTED, source_file
 from rag.pipeline import RAG
+from rag.scheduler import FairQueue, QueueFullError
 from rag.types import Answer
 from rag.uploads import MAX_FILE_BYTES, Workspace
 
@@ -141,11 +142,16 @@ def _md_text(text: str) -> str:
 
 
 class ChatApp:
-    """Holds the shared RAG (models loaded once) and each session's upload workspace."""
+    """Holds the shared RAG (models loaded once), the queue in front of the LLM (shared with the
+    HTTP API under `rag serve`) and each session's upload workspace."""
 
-    def __init__(self, settings: Settings | None = None, rag: RAG | None = None) -> None:
+    def __init__(
+        self, settings: Settings | None = None, rag: RAG | None = None, queue: FairQueue | None = None
+    ) -> None:
         self.rag = rag or RAG(settings)
         self.settings = self.rag.settings
+        s = self.settings
+        self.queue = queue or FairQueue(s.llm_slots, s.queue_size, s.queue_per_client)
         self._workspaces: dict[str, RAG] = {}
         self._lock = threading.Lock()
 
@@ -169,7 +175,14 @@ class ChatApp:
             return self._workspaces[ws]
 
     def respond(
-        self, message: str, chat: list[dict], state: dict[str, Any], gen_name: str, k: int, show: bool
+        self,
+        message: str,
+        chat: list[dict],
+        state: dict[str, Any],
+        gen_name: str,
+        k: int,
+        show: bool,
+        request: gr.Request,
     ):  # type: ignore[no-untyped-def]
         message = (message or "").strip()
         if not message:
@@ -189,6 +202,31 @@ class ChatApp:
         yield chat, state, "", "", ""
         rag = self.rag_for(state)
         try:
+            ticket = self.queue.submit(f"chat:{getattr(request, 'session_hash', None) or id(state)}")
+        except QueueFullError as exc:
+            chat[-1]["content"] = f"⏳ Máy chủ đang bận, hãy thử lại sau {exc.retry_after} giây."
+            yield chat, state, "", "", ""
+            return
+        try:
+            while not self.queue.wait(ticket, 0.5):  # the LLM is busy: show this user's place
+                place = self.queue.position(ticket)
+                chat[-1]["content"] = f"⏳ Đang chờ đến lượt: vị trí {place} trong hàng đợi…"
+                yield chat, state, "", "", ""
+            ticket.tokens = yield from self._answer(rag, message, chat, state, gen_name, k, show)
+        finally:
+            self.queue.release(ticket)
+
+    def _answer(
+        self,
+        rag: RAG,
+        message: str,
+        chat: list[dict],
+        state: dict[str, Any],
+        gen_name: str,
+        k: int,
+        show: bool,
+    ):  # type: ignore[no-untyped-def]
+        try:
             if not rag.has_generator(gen_name) and gen_name != "extractive":
                 chat[-1]["content"] = "⏳ Đang tải mô hình… (chỉ lần đầu, vài giây)"
                 yield chat, state, "", "", ""
@@ -204,7 +242,7 @@ class ChatApp:
         except RagError as exc:
             chat[-1]["content"] = f"❌ {esc(str(exc))}"
             yield chat, state, "", "", ""
-            return
+            return 0
         chat[-1]["content"] = render_answer(a)
         for w in a.warnings:
             gr.Warning(w)
@@ -221,6 +259,7 @@ class ChatApp:
             }
         )
         yield chat, state, render_sources(a, show, self.file_link), render_timings(a), ""
+        return a.timings.tokens
 
     def feedback(self, state: dict[str, Any], data: gr.LikeData) -> None:
         idx = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
@@ -338,6 +377,36 @@ def ensure_index(app: ChatApp) -> None:
         app.rag.reload()
 
 
+def parse_auth(spec: str) -> list[tuple[str, str]] | None:
+    """``RAG_UI_AUTH`` ("user:password[,user2:password2]") as Gradio's list of logins."""
+    logins = []
+    for pair in (p.strip() for p in spec.split(",") if p.strip()):
+        user, sep, password = pair.partition(":")
+        if not sep or not user or not password:
+            raise RagError(f"RAG_UI_AUTH entry {user or pair!r} is not user:password — fix the variable")
+        logins.append((user, password))
+    return logins or None
+
+
+def mount_chat(app: Any, rag: RAG, queue: FairQueue, path: str = "/") -> ChatApp:
+    """Mount the chat on a FastAPI app (`rag serve`), sharing its model and LLM queue."""
+    chat = ChatApp(rag=rag, queue=queue)
+    ensure_index(chat)
+    demo = chat.build()
+    demo.queue(default_concurrency_limit=4, max_size=64)
+    gr.mount_gradio_app(
+        app,
+        demo,
+        path,
+        auth=parse_auth(chat.settings.ui_auth),
+        css=CSS,
+        head=HEAD,
+        max_file_size=MAX_FILE_BYTES,
+        show_error=True,
+    )
+    return chat
+
+
 def launch(host: str | None = None, port: int | None = None, settings: Settings | None = None) -> None:
     host = (
         host
@@ -357,6 +426,7 @@ def launch(host: str | None = None, port: int | None = None, settings: Settings 
         max_file_size=MAX_FILE_BYTES,
         show_error=True,
         allowed_paths=app.allowed_paths,
+        auth=parse_auth(app.settings.ui_auth),
     )
 
 
