@@ -98,6 +98,10 @@ class AnswerExtras(BaseModel):
         default_factory=list, description="the closest passages, when abstaining"
     )
     asked: str = Field("", description="the whole question answered, when a follow-up was rewritten")
+    short: str = Field("", description='the words that answer the question, e.g. "6"; empty when abstaining')
+    confidence: float | None = Field(
+        None, description="calibrated probability that the answer is right (local model; null when not rated)"
+    )
     warnings: list[str] = Field(default_factory=list)
 
     @classmethod
@@ -107,6 +111,8 @@ class AnswerExtras(BaseModel):
             abstained=a.abstained,
             related=[PassageOut.of(h) for h in a.related],
             asked=a.asked,
+            short=a.short,
+            confidence=a.confidence,
             warnings=list(a.warnings),
         )
 
@@ -167,6 +173,8 @@ class ChatCompletionChunk(BaseModel):
     abstained: bool | None = None
     related: list[PassageOut] | None = None
     asked: str | None = None
+    short: str | None = None
+    confidence: float | None = None
     warnings: list[str] | None = None
 
 

@@ -46,6 +46,7 @@ def test_answer_with_citations(api: TestClient) -> None:
     assert set(c) >= {"n", "document", "title", "passage", "quote", "score"}
     assert c["n"] == 1 and c["quote"] in c["passage"] and "13.000" in c["quote"]
     assert body["abstained"] is False and body["usage"]["completion_tokens"] > 0
+    assert body["short"] and body["short"] in text and "confidence" in body  # null: the fake is not rated
 
 
 def test_streaming_follows_openais_format(api: TestClient) -> None:
@@ -68,6 +69,7 @@ def test_streaming_follows_openais_format(api: TestClient) -> None:
     )
     assert last["abstained"] is False and last["citations"][0]["quote"] in last["citations"][0]["passage"]
     assert "citations" not in chunks[1]  # only the last chunk carries the sources
+    assert last["short"] == plain["short"] and last["short"]
 
 
 def test_abstention_is_marked(api: TestClient) -> None:
