@@ -63,9 +63,9 @@ def bench_index(rag: RAG, corpus: str, runs: int) -> dict[str, float]:
             r = build_index(corpus, tmp, settings=rag.settings, embedder=rag.embedder)
             builds.append(r.chunks / r.seconds)
             if not texts:
-                from . import store
+                from .stores.faiss import FaissStore
 
-                texts = [passage_text(c) for c in store.load(tmp)[1]]
+                texts = [passage_text(c) for c in FaissStore(tmp).chunks(list(range(r.chunks)))]
         t = time.perf_counter()
         for i in range(0, len(texts), 16):
             rag.embedder.embed_documents(texts[i : i + 16])
