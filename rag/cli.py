@@ -191,7 +191,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .evaluate import load_qa
 
     sizes = [int(x) for x in args.scale.split(",") if x.strip()] if args.scale else []
-    command = "rag bench " + " ".join(sys.argv[2:])
+    command = "rag " + " ".join(a for a in sys.argv[1:] if a not in ("-v", "--verbose"))
+    if args.scale is not None:
+        from . import bench_scale
+
+        text = bench_scale.run(
+            _settings(args),
+            sizes,
+            [b for b in args.backends.split(",") if b],
+            Path(args.corpus),
+            args.copies,
+            command.strip(),
+            Path(args.out),
+            bench.machine(),
+        )
+        print(text)
+        return 0
     res = bench.run(
         _settings(args),
         load_qa(args.qa),
@@ -265,7 +280,22 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument(
         "--llm-questions", type=int, default=8, help="questions answered by the local LLM (0 = skip)"
     )
-    pb.add_argument("--scale", default="10000,100000,1000000", help="synthetic index sizes ('' = skip)")
+    pb.add_argument(
+        "--scale",
+        nargs="?",
+        const="100000",
+        help="collections at scale instead: build throughput, then these synthetic sizes (default 100000)",
+    )
+    pb.add_argument(
+        "--backends", default="faiss,postgres", help="stores for --scale (postgres needs RAG_STORE)"
+    )
+    pb.add_argument(
+        "--corpus", default=str(PROJECT_ROOT.parent / "shared" / "corpora" / "viquad2-dev" / "corpus"),
+        help="real documents for --scale",
+    )  # fmt: skip
+    pb.add_argument(
+        "--copies", type=int, default=4, help="copies of --corpus for the build throughput (0 = skip)"
+    )
     pb.add_argument("--out", default=".", help="folder for BENCHMARKS.md and bench/")
     pb.add_argument("--index", help="index folder")
     pb.set_defaults(func=cmd_bench)

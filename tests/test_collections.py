@@ -86,3 +86,28 @@ def test_cli_collections(tmp_path: Path, laws: Path, capsys: pytest.CaptureFixtu
     assert "invalid collection name" in capsys.readouterr().err
     assert main(["remove", "laws"]) == 0
     assert not (tmp_path / "cols" / "laws").exists()
+
+
+def test_chat_picks_a_collection_and_searches_uploads_with_it(
+    settings: Settings, laws: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("gradio")
+    from rag.uploads import Workspace
+    from ui.app import ChatApp
+
+    emb = FakeEmbedder()
+    index_collection(settings, laws, "laws", embedder=emb)
+    app = ChatApp(settings, RAG(settings, embedder=emb))
+    assert app.collections() == ["corpus", "laws"]
+    assert app.rag_for({}) is app.rag
+    laws_rag = app.rag_for({"collection": "laws"})
+    assert laws_rag.retrieve("Huế có bao nhiêu di tích?", 1)[0].doc_id == "luat_b"
+
+    up = tmp_path / "bac_ninh.txt"
+    up.write_text("Tỉnh Bắc Ninh có 777 trạm phát sóng 5G.", "utf-8")
+    ws = Workspace(settings)
+    ws.add([up], emb)
+    mine = app.rag_for({"collection": "laws", "workspace": ws.id})
+    assert mine.retrieve("Bắc Ninh có bao nhiêu trạm phát sóng 5G?", 1)[0].doc_id == "bac_ninh"
+    assert mine.retrieve("Huế có bao nhiêu di tích?", 1)[0].doc_id == "luat_b"
+    assert app.rag_for({"collection": "laws"}).retrieve("Bắc Ninh trạm 5G", 5)[0].doc_id != "bac_ninh"

@@ -24,9 +24,8 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
-from importlib import metadata
+from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -35,61 +34,15 @@ import numpy as np
 from ..errors import IndexMismatchError, IndexNotFoundError
 from ..types import Chunk
 from . import DEFAULT_COLLECTION, FIELDS, Build, StoreInfo, Tokens
+from .manifest import MANIFEST, Manifest, atomic_write, read_manifest, versions
+
+__all__ = ["FaissStore", "Manifest", "read_manifest"]
 
 logger = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
 PENDING = "pending"
-FORMAT_VERSION = 2
 HNSW_THRESHOLD = 50_000
 EF_SEARCH = 128
-
-
-@dataclass
-class Manifest:
-    build: str
-    embedder: str
-    dim: int
-    chunk_tokens: int
-    overlap_sentences: int
-    index_type: str
-    count: int
-    files: dict[str, dict[str, Any]] = field(default_factory=dict)  # doc_id -> {sha256, title, chunks}
-    versions: dict[str, str] = field(default_factory=dict)
-    calibration: dict[str, float] = field(default_factory=dict)
-    format: int = FORMAT_VERSION
-
-    def names(self) -> list[str]:
-        b = self.build
-        return [f"chunks-{b}.jsonl", f"offsets-{b}.npy", f"tokens-{b}.jsonl", f"dense-{b}.faiss", f"bm25-{b}"]
-
-
-def atomic_write(path: Path, write: Callable[[str], Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def read_manifest(folder: str | Path) -> Manifest:
-    path = Path(folder) / MANIFEST
-    if not path.exists():
-        raise IndexNotFoundError(
-            f"no index in {folder} — build it with: rag index <corpus folder> --out {folder}"
-        )
-    data = json.loads(path.read_text("utf-8"))
-    if data.get("format") != FORMAT_VERSION:
-        raise IndexMismatchError(
-            f"the index in {folder} has format {data.get('format')}, this version reads "
-            f"{FORMAT_VERSION} — rebuild it with: rag index <corpus folder> --out {folder}"
-        )
-    return Manifest(**data)
 
 
 def make_faiss(dim: int, n: int, hnsw_threshold: int = HNSW_THRESHOLD) -> Any:
@@ -111,16 +64,6 @@ def faiss_vectors(index: Any) -> np.ndarray:
     if index.ntotal == 0:
         return np.zeros((0, index.d), np.float32)
     return faiss.rev_swig_ptr(flat.get_xb(), index.ntotal * index.d).reshape(index.ntotal, index.d)
-
-
-def _versions() -> dict[str, str]:
-    out = {}
-    for pkg in ("rag-vi", "faiss-cpu", "bm25s"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
 
 
 class _Loaded:
@@ -385,7 +328,7 @@ class FaissStore:
                 index_type="hnsw" if hasattr(index, "hnsw") else "flat",
                 count=n,
                 files=files,
-                versions=_versions(),
+                versions=versions(),
                 calibration=build.calibration,
             )
             for name, final in zip(
