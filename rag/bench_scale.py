@@ -208,7 +208,7 @@ def markdown(tp: dict[str, float] | None, rows: list[dict[str, Any]], command: s
             f"Synthetic chunks: real chunk texts, vectors = their real embeddings + noise of norm {NOISE} "
             f"(re-normalised). {QUERIES} queries (a real sentence, its real query embedding). Load, first "
             "query, RSS and latency measured in a fresh process; hybrid = dense + BM25 + fusion, without "
-            f"the query embedding ({rows[0]['query_embed_ms']:.1f} ms with this embedder).",
+            f"the query embedding ({rows[0]['query_embed_ms']:.1f} ms p50 for one query with this embedder).",
             "",
             "| store | chunks | index | build s | size MB | load + first query s | RSS MB | hybrid p50 ms | hybrid p95 ms | dense recall@10 vs exact |",
             "|---|---|---|---|---|---|---|---|---|---|",
@@ -232,6 +232,7 @@ def run(
     text = markdown(tp, rows, command, machine)
     path = out / "BENCHMARKS.md"
     old = path.read_text("utf-8") if path.exists() else "# Benchmarks\n"
-    head = old.split("## Collections at scale")[0].rstrip()
-    path.write_text(head + "\n\n" + text, "utf-8")
+    head, _, rest = old.partition("## Collections at scale")
+    tail = rest[rest.find("\n## ") + 1 :] if "\n## " in rest else ""  # the sections after this one
+    path.write_text(head.rstrip() + "\n\n" + text + ("\n" + tail if tail else ""), "utf-8")
     return text

@@ -81,6 +81,10 @@ def _connect(url: str) -> Any:
     return conn
 
 
+def _key(query: Tokens) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(query.get(f) or ()) for f in FIELDS)
+
+
 def _safe(url: str) -> str:
     """The URL without its password, for messages."""
     head, at, tail = url.rpartition("@")
@@ -99,6 +103,7 @@ class PostgresStore:
         self._w: Any = None
         self._r: Any = None
         self._cid: int | None = None
+        self._last: tuple[tuple[tuple[str, ...], ...], dict[int, float]] | None = None
 
     # connections ------------------------------------------------------------------------------
 
@@ -189,7 +194,9 @@ class PostgresStore:
             return [(int(i), float(s)) for i, s in out.fetchall()]
 
     def sparse_search(self, query: Tokens, k: int) -> list[tuple[int, float]]:
-        return [(i, s) for i, s in self._bm25(query, None, k) if s > 0]
+        found = [(i, s) for i, s in self._bm25(query, None, k) if s > 0]
+        self._last = (_key(query), dict(found))  # scores() of these candidates need no second pass
+        return found
 
     def scores(
         self, rows: list[int], qv: np.ndarray | None, query: Tokens | None
@@ -205,7 +212,11 @@ class PostgresStore:
                 )
             dense = np.array([got.get(r, 0.0) for r in rows], np.float32)
         if query is not None:
-            by_row = dict(self._bm25(query, rows, None))
+            last = self._last
+            by_row = dict(last[1]) if last is not None and last[0] == _key(query) else {}
+            missing = [r for r in rows if r not in by_row]
+            if missing:
+                by_row.update(self._bm25(query, missing, None))
             sparse = np.array([by_row.get(r, 0.0) for r in rows], np.float32)
         return dense, sparse
 
