@@ -365,7 +365,7 @@ class FaissStore:
                 offsets.append(offsets[-1] + len(data))
                 tf.write(json.dumps(toks, ensure_ascii=False) + "\n")
                 digest.update(data)
-                batch.append(np.asarray(vec, np.float32))
+                batch.append(np.array(vec, np.float32))  # a copy: ``vec`` may view the old index
                 n += 1
                 if len(batch) == 4096:
                     index.add(np.stack(batch))
