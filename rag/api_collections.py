@@ -62,7 +62,10 @@ class Collections:
         ws = self._space(name)
         with self._lock:
             if name not in self._rags:
-                self._rags[name] = self.base.for_index(str(ws.index_dir)) if ws.has_uploads else self.base
+                # the corpus and the added documents are searched together and fused (never copied)
+                self._rags[name] = (
+                    self.base.for_collection(None, str(ws.index_dir)) if ws.has_uploads else self.base
+                )
             return self._rags[name]
 
     def documents(self, name: str) -> list[DocumentInfo]:
@@ -82,7 +85,7 @@ class Collections:
         with self._writing:
             report = ws.add(files, self.base.embedder)
             self._forget(name)
-            return report, len(self.get(name).retriever.chunks)
+            return report, sum(st.info().chunks for st in self.get(name).retriever.stores)
 
     def remove(self, name: str, document: str) -> None:
         ws = self._space(name)

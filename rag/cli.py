@@ -13,11 +13,16 @@ from .errors import EmptyQuestionError, RagError
 
 def _settings(args: argparse.Namespace) -> Settings:
     """Settings from the options actually given; the rest from RAG_* variables or defaults."""
-    given = {"index_dir": getattr(args, "index", None), "generator": getattr(args, "generator", None)}
+    given = {
+        "index_dir": getattr(args, "index", None),
+        "generator": getattr(args, "generator", None),
+        "collection": getattr(args, "collection", None),
+    }
     return Settings(**{k: v for k, v in given.items() if v})
 
 
 def _progress_bar(desc: str, unit: str = "chunk"):  # type: ignore[no-untyped-def]
+    """A tqdm bar on stderr: done/total, rate and time left."""
     from tqdm import tqdm
 
     bar = None
@@ -35,12 +40,14 @@ def _progress_bar(desc: str, unit: str = "chunk"):  # type: ignore[no-untyped-de
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from .index import build_index
+    from .collections import index_collection
 
-    s = Settings()
+    s = Settings(**({"index_dir": args.out} if args.out else {}))
     logging.getLogger("rag.formats.ocr").setLevel(logging.INFO)  # page-by-page progress of long scans
-    report = build_index(
-        args.corpus or s.corpus_dir, args.out or s.index_dir, settings=s, progress=_progress_bar("embedding")
+    if args.batch:
+        s.index_batch = args.batch
+    report = index_collection(
+        s, args.corpus or s.corpus_dir, args.collection, progress=_progress_bar("indexing", unit="file")
     )
     print(
         f"indexed {report.files} files → {report.chunks} chunks in {report.out_dir} "
@@ -54,6 +61,37 @@ def cmd_index(args: argparse.Namespace) -> int:
         print(f"converted {doc_id} from {encoding} to Unicode")
     for sk in report.skipped:
         print(f"skipped {sk.path}: {sk.reason}")
+    return 0
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 1024:.0f} kB"
+
+
+def cmd_collections(args: argparse.Namespace) -> int:
+    from .collections import list_collections
+
+    rows = list_collections(Settings())
+    if not rows:
+        print("no collections yet — create one with: rag index FOLDER --collection NAME")
+    for c in rows:
+        print(
+            f"{c.collection:<20} {c.files:>6} files {c.chunks:>8} chunks  {_size(c.bytes):>9}  "
+            f"{c.embedder}  {c.location}"
+        )
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    from .collections import remove_collection, remove_file
+
+    s = Settings()
+    if args.file:
+        remove_file(s, args.name, args.file)
+        print(f"removed {args.file} from {args.name}")
+    else:
+        remove_collection(s, args.name)
+        print(f"removed collection {args.name}")
     return 0
 
 
@@ -172,7 +210,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .evaluate import load_qa
 
     sizes = [int(x) for x in args.scale.split(",") if x.strip()] if args.scale else []
-    command = "rag bench " + " ".join(sys.argv[2:])
+    command = "rag " + " ".join(a for a in sys.argv[1:] if a not in ("-v", "--verbose"))
+    if args.scale is not None:
+        from . import bench_scale
+
+        text = bench_scale.run(
+            _settings(args),
+            sizes,
+            [b for b in args.backends.split(",") if b],
+            Path(args.corpus),
+            args.copies,
+            command.strip(),
+            Path(args.out),
+            bench.machine(),
+        )
+        print(text)
+        return 0
     res = bench.run(
         _settings(args),
         load_qa(args.qa),
@@ -200,14 +253,25 @@ def build_parser() -> argparse.ArgumentParser:
         "is converted to Unicode; files that cannot be read are skipped with the reason.",
     )
     pi.add_argument("corpus", nargs="?", help="folder of documents (default: corpus/)")
-    pi.add_argument("--out", help="index folder (default: RAG_INDEX_DIR or embeddings/)")
+    pi.add_argument("--out", help="index folder of the 'corpus' collection (default: RAG_INDEX_DIR)")
+    pi.add_argument("--collection", help="collection name (default: RAG_COLLECTION or 'corpus')")
+    pi.add_argument("--batch", type=int, help="chunks embedded and stored per batch (default 256)")
     pi.set_defaults(func=cmd_index)
+
+    pl = sub.add_parser("collections", help="list collections: files, chunks, size, embedder")
+    pl.set_defaults(func=cmd_collections)
+
+    pr = sub.add_parser("remove", help="remove a collection, or one file from it")
+    pr.add_argument("name", help="collection name")
+    pr.add_argument("--file", help="doc id of one file (its path in the folder, without extension)")
+    pr.set_defaults(func=cmd_remove)
 
     ps = sub.add_parser("search", help="print the passages that best match a query")
     ps.add_argument("query")
     ps.add_argument("-k", type=int, default=5)
     ps.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
     ps.add_argument("--index", help="index folder")
+    ps.add_argument("--collection", help="collection to search (default: RAG_COLLECTION or 'corpus')")
     ps.set_defaults(func=cmd_search)
 
     pa = sub.add_parser("ask", help="answer a question with cited sources")
@@ -216,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("-k", type=int, default=None, help="passages to retrieve")
     pa.add_argument("--no-stream", dest="stream", action="store_false", help="print only the final answer")
     pa.add_argument("--index", help="index folder")
+    pa.add_argument("--collection", help="collection to search (default: RAG_COLLECTION or 'corpus')")
     pa.set_defaults(func=cmd_ask)
 
     pe = sub.add_parser("eval", help="evaluate retrieval and answers on a JSONL question file")
@@ -224,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--k", type=int, default=None)
     pe.add_argument("--out", default="eval/out", help="folder for the JSON and Markdown reports")
     pe.add_argument("--index", help="index folder")
+    pe.add_argument("--collection", help="collection to search (default: RAG_COLLECTION or 'corpus')")
     pe.set_defaults(func=cmd_eval)
 
     pc = sub.add_parser("chat", help="start the chat UI (Gradio) on http://127.0.0.1:7860")
@@ -231,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("--port", type=int, default=None, help="default 7860 (GRADIO_SERVER_PORT)")
     pc.add_argument("--generator", choices=["local", "transformers", "openai", "extractive"])
     pc.add_argument("--index", help="index folder")
+    pc.add_argument("--collection", help="collection to search (default: RAG_COLLECTION or 'corpus')")
     pc.set_defaults(func=cmd_chat)
 
     pv = sub.add_parser("serve", help="the HTTP API (OpenAI-compatible) with the chat at / (port 8000)")
@@ -247,7 +314,22 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument(
         "--llm-questions", type=int, default=8, help="questions answered by the local LLM (0 = skip)"
     )
-    pb.add_argument("--scale", default="10000,100000,1000000", help="synthetic index sizes ('' = skip)")
+    pb.add_argument(
+        "--scale",
+        nargs="?",
+        const="100000",
+        help="collections at scale instead: build throughput, then these synthetic sizes (default 100000)",
+    )
+    pb.add_argument(
+        "--backends", default="faiss,postgres", help="stores for --scale (postgres needs RAG_STORE)"
+    )
+    pb.add_argument(
+        "--corpus", default=str(PROJECT_ROOT.parent / "shared" / "corpora" / "viquad2-dev" / "corpus"),
+        help="real documents for --scale",
+    )  # fmt: skip
+    pb.add_argument(
+        "--copies", type=int, default=4, help="copies of --corpus for the build throughput (0 = skip)"
+    )
     pb.add_argument("--out", default=".", help="folder for BENCHMARKS.md and bench/")
     pb.add_argument("--index", help="index folder")
     pb.set_defaults(func=cmd_bench)

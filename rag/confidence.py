@@ -105,7 +105,8 @@ def fit_logistic(
     names = sorted(rows[0])
     x = np.array([[np.nan if r[n] is None else r[n] for n in names] for r in rows], dtype=float)
     y = np.array(labels, dtype=float)
-    mu = np.nan_to_num(np.nanmean(x, 0))
+    seen = ~np.isnan(x)
+    mu = np.where(seen, x, 0.0).sum(0) / np.maximum(seen.sum(0), 1)  # 0 for a feature never seen
     x = np.where(np.isnan(x), mu, x)
     sd = x.std(0)
     sd[sd == 0] = 1.0

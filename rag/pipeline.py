@@ -124,6 +124,8 @@ class RAG:
         if generator is not None:
             self._generators[generator.name] = generator
         self._lock = threading.Lock()
+        self.uploads: str | None = None  # a user's uploads collection, searched with the chosen one
+        self._others: dict[str, RAG] = {}
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -131,7 +133,20 @@ class RAG:
 
     @cached_property
     def retriever(self) -> Retriever:
-        return Retriever.load(self.settings.index_dir, self.embedder, self.settings.reranker)
+        from .collections import open_retriever
+
+        return open_retriever(self.settings, self.embedder, self.uploads)
+
+    def for_collection(self, name: str | None = None, uploads: str | None = None) -> RAG:
+        """A RAG over another collection (and a user's uploads) sharing embedder and generators."""
+        key = f"{name or self.settings.collection}\0{uploads or ''}"
+        with self._lock:
+            if key not in self._others:
+                s = Settings(**{**self.settings.__dict__, "collection": name or self.settings.collection})
+                other = RAG(s, embedder=self.embedder)
+                other._generators, other._lock, other.uploads = self._generators, self._lock, uploads
+                self._others[key] = other
+            return self._others[key]
 
     def for_index(self, index_dir: str) -> RAG:
         """A RAG over another index that shares this one's embedder and loaded generators."""
@@ -204,8 +219,13 @@ class RAG:
         *,
         generator: str | None = None,
         k: int | None = None,
+        collection: str | None = None,
     ) -> AnswerStream:
         """Answer ``question`` streaming text; read ``.answer`` for the verified result."""
+        if collection and collection != self.settings.collection:
+            return self.for_collection(collection, self.uploads).stream(
+                question, history, generator=generator, k=k
+            )
         history = list(history or [])
         warnings: list[str] = []
         q = self._check(question, warnings)
@@ -319,9 +339,10 @@ class RAG:
         *,
         generator: str | None = None,
         k: int | None = None,
+        collection: str | None = None,
     ) -> Answer:
         """Answer ``question`` from the documents, with verified citations."""
-        return self.stream(question, history, generator=generator, k=k).answer
+        return self.stream(question, history, generator=generator, k=k, collection=collection).answer
 
 
 _default: RAG | None = None
@@ -348,13 +369,19 @@ def ask(
     *,
     generator: str | None = None,
     k: int | None = None,
+    collection: str | None = None,
 ) -> Answer:
-    """Answer ``question`` in Vietnamese with citations [n] (``RAG_GENERATOR`` picks the model)."""
-    return default_rag().ask(question, history, generator=generator, k=k)
+    """Answer ``question`` in Vietnamese with citations [n] (``RAG_GENERATOR`` picks the model;
+    ``collection`` a knowledge base other than ``RAG_COLLECTION``)."""
+    return default_rag().ask(question, history, generator=generator, k=k, collection=collection)
 
 
 def ask_stream(
-    question: str, history: list[tuple[str, str]] | None = None, *, generator: str | None = None
+    question: str,
+    history: list[tuple[str, str]] | None = None,
+    *,
+    generator: str | None = None,
+    collection: str | None = None,
 ) -> AnswerStream:
     """Streaming form of :func:`ask`: iterate for text, then read ``.answer``."""
-    return default_rag().stream(question, history, generator=generator)
+    return default_rag().stream(question, history, generator=generator, collection=collection)

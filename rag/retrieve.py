@@ -1,19 +1,17 @@
-"""Hybrid retrieval: dense (FAISS) + BM25 on Vietnamese tokens, fused by score or by rank."""
+"""Hybrid retrieval: dense + BM25 on Vietnamese tokens from any Store, fused by score or by rank."""
 
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
-from . import store
 from .embed import Embedder
-from .errors import MissingDependencyError
-from .index import passage_text
-from .text import expand_abbreviations, folded_tokens, tokens
+from .errors import IndexMismatchError, MissingDependencyError
+from .stores import Store, query_tokens
+from .text import expand_abbreviations
 from .types import Chunk, Hit
 
 logger = logging.getLogger(__name__)
@@ -22,31 +20,6 @@ Mode = Literal["hybrid", "dense", "bm25"]
 Fusion = Literal["convex", "rrf"]
 RRF_K = 60
 DENSE_WEIGHT = 0.5
-
-
-class BM25:
-    """Two bm25s indexes over the same chunks: normalised tokens and accent-folded tokens."""
-
-    def __init__(self, texts: list[str]) -> None:
-        import bm25s
-
-        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import and logs every build
-        self._n = len(texts)
-        self._norm = bm25s.BM25()
-        self._fold = bm25s.BM25()
-        self._norm.index([tokens(t) or ["∅"] for t in texts], show_progress=False)
-        self._fold.index([folded_tokens(t) or ["∅"] for t in texts], show_progress=False)
-        self._lock = threading.Lock()
-
-    def scores(self, query: str) -> np.ndarray:
-        q, qf = tokens(query), folded_tokens(query)
-        out = np.zeros(self._n, dtype=np.float32)
-        with self._lock:  # bm25s keeps per-call state; guard it for concurrent users
-            if q:
-                out += self._norm.get_scores(q)
-            if qf:
-                out += self._fold.get_scores(qf)
-        return out
 
 
 class CrossEncoderReranker:
@@ -71,56 +44,65 @@ class CrossEncoderReranker:
 
 @dataclass
 class Retriever:
-    """Searches one saved index. Thread-safe for concurrent queries."""
+    """Searches one or more stores (a collection, plus a user's uploads) and fuses the results.
+
+    Thread-safe for concurrent queries. Fusion runs here, in Python, the same for every backend.
+    """
 
     embedder: Embedder
-    chunks: list[Chunk]
-    vectors: np.ndarray
-    faiss_index: Any
-    manifest: store.Manifest
-    bm25: BM25
+    stores: list[Store]
     reranker: CrossEncoderReranker | None = None
 
     @classmethod
-    def load(cls, index_dir: str, embedder: Embedder, reranker: str = "") -> Retriever:
-        manifest = store.read_manifest(index_dir)
-        store.check_compatible(manifest, embedder.id, index_dir)
-        manifest, chunks, vectors, index = store.load(index_dir)
-        bm25 = BM25([passage_text(c) for c in chunks])
+    def open(cls, stores: list[Store], embedder: Embedder, reranker: str = "") -> Retriever:
+        """Check that every store was built with ``embedder``, then search them together."""
+        for st in stores:
+            check_compatible(st, embedder.id)
         rr = CrossEncoderReranker(reranker) if reranker else None
-        return cls(embedder, chunks, vectors, index, manifest, bm25, rr)
+        return cls(embedder, stores, rr)
+
+    @classmethod
+    def load(cls, index_dir: str, embedder: Embedder, reranker: str = "") -> Retriever:
+        """A retriever over one FAISS folder."""
+        from .stores.faiss import FaissStore
+
+        return cls.open([FaissStore(index_dir)], embedder, reranker)
 
     def search(
         self, query: str, k: int = 5, mode: Mode = "hybrid", pool: int = 50, fusion: Fusion = "convex"
     ) -> list[Hit]:
         """The ``k`` best chunks for ``query``; ``mode`` picks dense-only, BM25-only or both.
 
-        Hybrid fusion: ``convex`` (default) mixes min-max normalised cosine and BM25 scores over the
-        candidate pool with weight ``DENSE_WEIGHT``; ``rrf`` is reciprocal rank fusion. On the
-        project's question set convex fusion gave the best MRR (see BENCHMARKS.md).
+        Each store gives its ``pool`` best chunks by cosine and by BM25, with both scores of every
+        candidate. Hybrid fusion: ``convex`` (default) mixes min-max normalised cosine and BM25
+        scores over all candidates with weight ``DENSE_WEIGHT``; ``rrf`` is reciprocal rank
+        fusion. On the project's question set convex fusion gave the best MRR (see BENCHMARKS.md).
         """
-        n = len(self.chunks)
-        if n == 0 or not query.strip():
+        if not query.strip():
             return []
         q = expand_abbreviations(query)
-        pool = min(max(pool, k), n)
-        qv = None
-        dense_ids: list[int] = []
-        if mode in ("hybrid", "dense"):
-            qv = self.embedder.embed_query([q])[0]
-            _, ids = self.faiss_index.search(qv[None, :], pool)
-            dense_ids = [int(i) for i in ids[0] if i >= 0]
-        sparse = self.bm25.scores(q) if mode in ("hybrid", "bm25") else None
-        sparse_ids: list[int] = []
-        if sparse is not None:
-            order = np.argsort(-sparse, kind="stable")[:pool]
-            sparse_ids = [int(i) for i in order if sparse[i] > 0]
-
-        cands = list(dict.fromkeys(dense_ids + sparse_ids))
-        if not cands:
+        pool = max(pool, k)
+        qv = self.embedder.embed_query([q])[0] if mode in ("hybrid", "dense") else None
+        qt = query_tokens(q) if mode in ("hybrid", "bm25") else None
+        keys: list[tuple[int, int]] = []
+        dense_parts: list[np.ndarray] = []
+        sparse_parts: list[np.ndarray] = []
+        for si, st in enumerate(self.stores):
+            dense_ids = [r for r, _ in st.dense_search(qv, pool)] if qv is not None else []
+            sparse_ids = [r for r, _ in st.sparse_search(qt, pool)] if qt is not None else []
+            rows = list(dict.fromkeys(dense_ids + sparse_ids))
+            if not rows:
+                continue
+            d, sp = st.scores(rows, qv, qt)
+            keys.extend((si, r) for r in rows)
+            if d is not None:
+                dense_parts.append(d)
+            if sp is not None:
+                sparse_parts.append(sp)
+        if not keys:
             return []
-        dense = self.vectors[cands] @ qv if qv is not None else None
-        sp = sparse[cands] if sparse is not None else None
+        dense = np.concatenate(dense_parts) if qv is not None else None
+        sp = np.concatenate(sparse_parts) if qt is not None else None
         if dense is None or sp is None:
             fused = dense if sp is None else sp
         elif fusion == "rrf":
@@ -128,20 +110,41 @@ class Retriever:
         else:
             fused = DENSE_WEIGHT * _minmax(dense) + (1 - DENSE_WEIGHT) * _minmax(sp)
         assert fused is not None
-        order = np.argsort(-fused, kind="stable")
+        order = [
+            int(j) for j in np.argsort(-fused, kind="stable")[: pool if self.reranker is not None else k]
+        ]
+        chunks = self._chunks([keys[j] for j in order])
         hits = [
             Hit(
-                chunk=self.chunks[cands[j]],
+                chunk=chunks[keys[j]],
                 score=float(fused[j]),
                 rank=r,
                 dense=float(dense[j]) if dense is not None else None,
                 sparse=float(sp[j]) if sp is not None else None,
             )
-            for r, j in enumerate(order[: pool if self.reranker is not None else k])
+            for r, j in enumerate(order)
         ]
         if self.reranker is not None and mode == "hybrid":
             return self.reranker.rerank(query, hits)[:k]
         return hits[:k]
+
+    def _chunks(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], Chunk]:
+        out: dict[tuple[int, int], Chunk] = {}
+        for si, st in enumerate(self.stores):
+            rows = [r for s, r in keys if s == si]
+            if rows:
+                out.update(zip([(si, r) for r in rows], st.chunks(rows)))
+        return out
+
+
+def check_compatible(st: Store, embedder_id: str) -> None:
+    info = st.info()  # raises IndexNotFoundError, saying how to build, when there is nothing
+    if info.embedder != embedder_id:
+        raise IndexMismatchError(
+            f"the index in {info.location} was built with embedder {info.embedder!r}, but "
+            f"{embedder_id!r} is configured. Rebuild with: rag index <corpus folder> --out {info.location}"
+            f" (with the same RAG_EMBEDDER), or set RAG_EMBEDDER to match the index."
+        )
 
 
 def _minmax(x: np.ndarray) -> np.ndarray:

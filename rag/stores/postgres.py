@@ -1,0 +1,412 @@
+"""The scale-out store: PostgreSQL + pgvector (``RAG_STORE=postgresql://…``).
+
+Tables: ``rag_collections`` (one row a collection: its build and BM25 statistics), ``rag_files``,
+and per collection ``rag_chunks_<id>`` (chunk, vector with an HNSW index, token counts),
+``rag_postings_<id>`` (field, term, chunk, tf, document length) and ``rag_terms_<id>`` (document
+frequencies). BM25 is computed in SQL with exactly the formula bm25s uses (Lucene's, k1=1.5,
+b=0.75) over the project's own Vietnamese tokens, so sparse scores match the FAISS store.
+
+Every ``add`` and ``delete_file`` is one transaction: a killed build leaves whole files or none.
+Searches can go to a streaming read replica (``RAG_STORE_READ``); writes go to the primary.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from ..errors import IndexNotFoundError, MissingDependencyError, StoreError
+from ..types import Chunk
+from . import DEFAULT_COLLECTION, FIELDS, K1, B, Build, StoreInfo, Tokens, unique_terms
+
+logger = logging.getLogger(__name__)
+
+EF_SEARCH = 128
+SCHEMA = """
+CREATE EXTENSION IF NOT EXISTS vector;
+CREATE TABLE IF NOT EXISTS rag_collections (
+  id serial PRIMARY KEY, name text UNIQUE NOT NULL, embedder text NOT NULL, dim int NOT NULL,
+  chunk_tokens int NOT NULL, overlap_sentences int NOT NULL, calibration jsonb NOT NULL DEFAULT '{}',
+  n_chunks bigint NOT NULL DEFAULT 0, len_norm bigint NOT NULL DEFAULT 0, len_fold bigint NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS rag_files (
+  collection int NOT NULL REFERENCES rag_collections(id) ON DELETE CASCADE, doc_id text NOT NULL,
+  sha256 text NOT NULL, title text NOT NULL, chunks int NOT NULL, PRIMARY KEY (collection, doc_id));
+"""
+TABLES = """
+CREATE TABLE rag_chunks_{id} (id bigserial PRIMARY KEY, doc_id text NOT NULL, chunk jsonb NOT NULL,
+  embedding vector({dim}) NOT NULL, len_norm int NOT NULL, len_fold int NOT NULL);
+CREATE INDEX ON rag_chunks_{id} (doc_id);
+CREATE INDEX ON rag_chunks_{id} USING hnsw (embedding vector_ip_ops) WITH (m = 16, ef_construction = 64);
+CREATE TABLE rag_postings_{id} (field smallint NOT NULL, term text NOT NULL, chunk bigint NOT NULL,
+  tf int NOT NULL, dl int NOT NULL, PRIMARY KEY (field, term, chunk));
+CREATE INDEX ON rag_postings_{id} (chunk);
+CREATE TABLE rag_terms_{id} (field smallint NOT NULL, term text NOT NULL, df int NOT NULL,
+  PRIMARY KEY (field, term));
+"""
+# BM25 exactly as bm25s ("lucene"): idf = ln(1 + (N - df + .5) / (df + .5)),
+# tf part = tf / (tf + k1 (1 - b + b dl / avgdl)); a query term counts as often as it occurs.
+BM25_SQL = f"""
+WITH q(field, term, qn) AS (SELECT * FROM unnest(%(f)s::int2[], %(t)s::text[], %(n)s::int4[])),
+st AS (SELECT n_chunks::float8 AS n, len_norm::float8 / GREATEST(n_chunks, 1) AS a0,
+              len_fold::float8 / GREATEST(n_chunks, 1) AS a1 FROM rag_collections WHERE id = %(cid)s)
+SELECT p.chunk, SUM(q.qn * ln(1 + (st.n - t.df + 0.5) / (t.df + 0.5))
+       * p.tf / (p.tf + {K1} * (1 - {B} + {B} * p.dl / CASE WHEN q.field = 0 THEN st.a0 ELSE st.a1 END))) AS s
+FROM q JOIN rag_terms_{{id}} t USING (field, term) JOIN rag_postings_{{id}} p USING (field, term), st
+{{where}}
+GROUP BY p.chunk ORDER BY s DESC, p.chunk {{limit}}
+"""
+
+
+def _connect(url: str) -> Any:
+    try:
+        import psycopg
+        from pgvector.psycopg import register_vector
+    except ImportError as exc:
+        raise MissingDependencyError("psycopg and pgvector", "postgres") from exc
+    try:
+        conn = psycopg.connect(url, autocommit=True)
+    except psycopg.OperationalError as exc:
+        raise StoreError(f"cannot connect to PostgreSQL at {_safe(url)}: {exc}. Check RAG_STORE.") from exc
+    try:
+        register_vector(conn)
+    except psycopg.ProgrammingError:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        register_vector(conn)
+    conn.execute(f"SET hnsw.ef_search = {EF_SEARCH}")
+    return conn
+
+
+def _key(query: Tokens) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(query.get(f) or ()) for f in FIELDS)
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    head, at, tail = url.rpartition("@")
+    return f"{head.split(':', 2)[0]}:…@{tail}" if at else url
+
+
+class PostgresStore:
+    """One collection in a PostgreSQL database. Thread-safe (one connection each way, locked)."""
+
+    def __init__(
+        self, url: str, collection: str = DEFAULT_COLLECTION, read_url: str = "", writable: bool = False
+    ) -> None:
+        self.url, self.collection = url, collection
+        self.read_url = "" if writable else read_url
+        self._lock = threading.Lock()
+        self._w: Any = None
+        self._r: Any = None
+        self._cid: int | None = None
+        self._last: tuple[tuple[tuple[str, ...], ...], dict[int, float]] | None = None
+
+    # connections ------------------------------------------------------------------------------
+
+    @property
+    def w(self) -> Any:
+        if self._w is None:
+            self._w = _connect(self.url)
+            with self._w.transaction():
+                self._w.execute("SELECT pg_advisory_xact_lock(7474)")  # one schema creator at a time
+                self._w.execute(SCHEMA)
+        return self._w
+
+    @property
+    def r(self) -> Any:
+        if not self.read_url:
+            return self.w
+        if self._r is None:
+            self._r = _connect(self.read_url)
+        return self._r
+
+    def close(self) -> None:
+        for c in (self._w, self._r):
+            if c is not None:
+                c.close()
+        self._w = self._r = None
+
+    def _row(self, conn: Any) -> tuple[Any, ...] | None:
+        return conn.execute(
+            "SELECT id, embedder, dim, chunk_tokens, overlap_sentences, calibration, n_chunks "
+            "FROM rag_collections WHERE name = %s",
+            (self.collection,),
+        ).fetchone()
+
+    def _id(self, conn: Any | None = None) -> int:
+        if self._cid is None:
+            row = self._row(conn or self.r)
+            if row is None:
+                raise IndexNotFoundError(
+                    f"no collection {self.collection!r} in {_safe(self.url)} — build it with: "
+                    f"rag index <folder> --collection {self.collection}"
+                )
+            self._cid = int(row[0])
+        return self._cid
+
+    def _sql(self, text: str, **kw: Any) -> str:
+        return text.format(id=self._id(), **kw)
+
+    # reading ----------------------------------------------------------------------------------
+
+    def build(self) -> Build | None:
+        with self._lock:
+            row = self._row(self.r)
+        return None if row is None else Build(row[1], row[2], row[3], row[4], dict(row[5]))
+
+    def files(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            if self._row(self.w) is None:
+                return {}
+            rows = self.w.execute(
+                "SELECT doc_id, sha256, title, chunks FROM rag_files WHERE collection = %s",
+                (self._id(self.w),),
+            ).fetchall()
+        return {d: {"sha256": s, "title": t, "chunks": n} for d, s, t, n in rows}
+
+    def dense_search(self, qv: np.ndarray, k: int) -> list[tuple[int, float]]:
+        with self._lock:
+            rows = self.r.execute(
+                self._sql(
+                    "SELECT id, -(embedding <#> %s) FROM rag_chunks_{id} ORDER BY embedding <#> %s LIMIT %s"
+                ),
+                (np.asarray(qv, np.float32), np.asarray(qv, np.float32), k),
+            ).fetchall()
+        return [(int(i), float(s)) for i, s in rows]
+
+    def _bm25(self, query: Tokens, rows: list[int] | None, k: int | None) -> list[tuple[int, float]]:
+        f, t, n = [], [], []
+        for fi, name in enumerate(FIELDS):
+            for term, count in unique_terms(query.get(name) or []).items():
+                f.append(fi)
+                t.append(term)
+                n.append(count)
+        if not t:
+            return []
+        where = "WHERE p.chunk = ANY(%(rows)s)" if rows is not None else ""
+        sql = BM25_SQL.format(id=self._id(), where=where, limit="LIMIT %(k)s" if k else "")
+        with self._lock:
+            out = self.r.execute(sql, {"f": f, "t": t, "n": n, "cid": self._id(), "rows": rows, "k": k})
+            return [(int(i), float(s)) for i, s in out.fetchall()]
+
+    def sparse_search(self, query: Tokens, k: int) -> list[tuple[int, float]]:
+        found = [(i, s) for i, s in self._bm25(query, None, k) if s > 0]
+        self._last = (_key(query), dict(found))  # scores() of these candidates need no second pass
+        return found
+
+    def scores(
+        self, rows: list[int], qv: np.ndarray | None, query: Tokens | None
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        dense = sparse = None
+        if qv is not None:
+            with self._lock:
+                got = dict(
+                    self.r.execute(
+                        self._sql("SELECT id, -(embedding <#> %s) FROM rag_chunks_{id} WHERE id = ANY(%s)"),
+                        (np.asarray(qv, np.float32), rows),
+                    ).fetchall()
+                )
+            dense = np.array([got.get(r, 0.0) for r in rows], np.float32)
+        if query is not None:
+            last = self._last
+            by_row = dict(last[1]) if last is not None and last[0] == _key(query) else {}
+            missing = [r for r in rows if r not in by_row]
+            if missing:
+                by_row.update(self._bm25(query, missing, None))
+            sparse = np.array([by_row.get(r, 0.0) for r in rows], np.float32)
+        return dense, sparse
+
+    def chunks(self, rows: list[int]) -> list[Chunk]:
+        with self._lock:
+            got = dict(
+                self.r.execute(self._sql("SELECT id, chunk FROM rag_chunks_{id} WHERE id = ANY(%s)"), (rows,))
+            )
+        out = []
+        for r in rows:
+            raw = dict(got[r])
+            raw["spans"] = [tuple(s) for s in raw["spans"]]
+            out.append(Chunk(**raw))
+        return out
+
+    def info(self) -> StoreInfo:
+        b = self.build()
+        if b is None:
+            self._id()  # raises IndexNotFoundError, saying how to build
+            raise AssertionError
+        with self._lock:
+            cid = self._id()
+            files, chunks = self.r.execute(
+                "SELECT count(*), COALESCE(sum(chunks), 0) FROM rag_files WHERE collection = %s", (cid,)
+            ).fetchone()
+            size = self.r.execute(
+                "SELECT sum(pg_total_relation_size(c)) FROM unnest(%s::regclass[]) c",
+                ([f"rag_chunks_{cid}", f"rag_postings_{cid}", f"rag_terms_{cid}"],),
+            ).fetchone()[0]
+        return StoreInfo(
+            self.collection,
+            b.embedder,
+            b.dim,
+            int(files),
+            int(chunks),
+            int(size or 0),
+            _safe(self.url),
+            "hnsw",
+        )
+
+    # writing ----------------------------------------------------------------------------------
+
+    def begin(self, build: Build) -> None:
+        """Create the collection, or empty it when it was made with another embedder or chunking."""
+        with self._lock:
+            row = self._row(self.w)
+            same = row is not None and tuple(row[1:5]) == (
+                build.embedder,
+                build.dim,
+                build.chunk_tokens,
+                build.overlap_sentences,
+            )
+            if same:
+                return
+            with self.w.transaction():
+                if row is not None:
+                    logger.info("collection %s: %s → %s, emptied", self.collection, row[1], build.embedder)
+                    self._drop_tables(int(row[0]))
+                    self.w.execute("DELETE FROM rag_collections WHERE id = %s", (row[0],))
+                cid = self.w.execute(
+                    "INSERT INTO rag_collections (name, embedder, dim, chunk_tokens, overlap_sentences,"
+                    " calibration) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+                    (
+                        self.collection,
+                        build.embedder,
+                        build.dim,
+                        build.chunk_tokens,
+                        build.overlap_sentences,
+                        json.dumps(build.calibration),
+                    ),
+                ).fetchone()[0]
+                self.w.execute(TABLES.format(id=int(cid), dim=int(build.dim)))
+            self._cid = int(cid)
+
+    def _drop_tables(self, cid: int) -> None:
+        self.w.execute(f"DROP TABLE IF EXISTS rag_chunks_{cid}, rag_postings_{cid}, rag_terms_{cid}")
+
+    def add(
+        self,
+        chunks: list[Chunk],
+        vectors: np.ndarray,
+        toks: list[Tokens],
+        files: dict[str, dict[str, Any]],
+        build: Build,
+    ) -> None:
+        self.begin(build)
+        with self._lock, self.w.transaction():
+            cid = self._id(self.w)
+            ids = sorted(
+                r[0]
+                for r in self.w.execute(
+                    f"SELECT nextval(pg_get_serial_sequence('rag_chunks_{cid}', 'id')) FROM generate_series(1, %s)",
+                    (len(chunks),),
+                )
+            )
+            with self.w.cursor().copy(
+                f"COPY rag_chunks_{cid} (id, doc_id, chunk, embedding, len_norm, len_fold) FROM STDIN"
+            ) as cp:
+                for i, c, v, t in zip(ids, chunks, vectors, toks):
+                    vec = "[" + ",".join(map(repr, np.asarray(v, np.float32).tolist())) + "]"
+                    cp.write_row(
+                        (
+                            i,
+                            c.doc_id,
+                            json.dumps(asdict(c), ensure_ascii=False),
+                            vec,
+                            len(t["norm"]),
+                            len(t["fold"]),
+                        )
+                    )
+            df: dict[tuple[int, str], int] = {}
+            with self.w.cursor().copy(
+                f"COPY rag_postings_{cid} (field, term, chunk, tf, dl) FROM STDIN"
+            ) as cp:
+                for i, t in zip(ids, toks):
+                    for fi, name in enumerate(FIELDS):
+                        for term, tf in unique_terms(t[name]).items():
+                            cp.write_row((fi, term, i, tf, len(t[name])))
+                            df[(fi, term)] = df.get((fi, term), 0) + 1
+            keys = list(df)
+            self.w.execute(
+                f"INSERT INTO rag_terms_{cid} SELECT * FROM unnest(%s::int2[], %s::text[], %s::int4[]) "
+                f"ON CONFLICT (field, term) DO UPDATE SET df = rag_terms_{cid}.df + EXCLUDED.df",
+                ([k[0] for k in keys], [k[1] for k in keys], [df[k] for k in keys]),
+            )
+            self.w.execute(
+                "UPDATE rag_collections SET n_chunks = n_chunks + %s, len_norm = len_norm + %s, "
+                "len_fold = len_fold + %s WHERE id = %s",
+                (len(chunks), sum(len(t["norm"]) for t in toks), sum(len(t["fold"]) for t in toks), cid),
+            )
+            for doc_id, meta in files.items():
+                self.w.execute(
+                    "INSERT INTO rag_files VALUES (%s, %s, %s, %s, %s) ON CONFLICT (collection, doc_id) DO "
+                    "UPDATE SET sha256 = EXCLUDED.sha256, title = EXCLUDED.title, chunks = EXCLUDED.chunks",
+                    (cid, doc_id, meta["sha256"], meta["title"], meta["chunks"]),
+                )
+
+    def delete_file(self, doc_id: str) -> None:
+        with self._lock, self.w.transaction():
+            cid = self._id(self.w)
+            self.w.execute(
+                f"""WITH gone AS (DELETE FROM rag_postings_{cid} p USING rag_chunks_{cid} c
+                      WHERE p.chunk = c.id AND c.doc_id = %s RETURNING p.field, p.term)
+                    UPDATE rag_terms_{cid} t SET df = t.df - g.n
+                    FROM (SELECT field, term, count(*) AS n FROM gone GROUP BY 1, 2) g
+                    WHERE t.field = g.field AND t.term = g.term""",
+                (doc_id,),
+            )
+            self.w.execute(f"DELETE FROM rag_terms_{cid} WHERE df <= 0")
+            n, ln, lf = self.w.execute(
+                f"WITH gone AS (DELETE FROM rag_chunks_{cid} WHERE doc_id = %s RETURNING len_norm, len_fold) "
+                "SELECT count(*), COALESCE(sum(len_norm), 0), COALESCE(sum(len_fold), 0) FROM gone",
+                (doc_id,),
+            ).fetchone()
+            self.w.execute(
+                "UPDATE rag_collections SET n_chunks = n_chunks - %s, len_norm = len_norm - %s, "
+                "len_fold = len_fold - %s WHERE id = %s",
+                (n, ln, lf, cid),
+            )
+            self.w.execute("DELETE FROM rag_files WHERE collection = %s AND doc_id = %s", (cid, doc_id))
+
+    def commit(self) -> None:
+        """Nothing to do: every add and delete was its own transaction."""
+
+    # collections ------------------------------------------------------------------------------
+
+    @classmethod
+    def list_all(cls, url: str) -> list[StoreInfo]:
+        conn = _connect(url)
+        try:
+            conn.execute(SCHEMA)
+            names = [r[0] for r in conn.execute("SELECT name FROM rag_collections ORDER BY name")]
+        finally:
+            conn.close()
+        out = []
+        for name in names:
+            st = cls(url, name)
+            out.append(st.info())
+            st.close()
+        return out
+
+    @classmethod
+    def drop(cls, url: str, name: str) -> None:
+        st = cls(url, name, writable=True)
+        try:
+            with st._lock, st.w.transaction():
+                row = st._row(st.w)
+                if row is None:
+                    raise IndexNotFoundError(f"no collection {name!r} in {_safe(url)} — see: rag collections")
+                st._drop_tables(int(row[0]))
+                st.w.execute("DELETE FROM rag_collections WHERE id = %s", (row[0],))
+        finally:
+            st.close()

