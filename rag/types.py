@@ -129,7 +129,7 @@ class Timings:
     def tokens_per_s(self) -> float | None:
         if self.first_token_ms is None or self.tokens < 2:
             return None
-        gen_s = (self.total_ms - self.first_token_ms) / 1000
+        gen_s = (self.total_ms - self.first_token_ms - self.check_ms) / 1000  # generation only
         return (self.tokens - 1) / gen_s if gen_s > 0 else None
 
 

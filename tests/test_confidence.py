@@ -114,3 +114,10 @@ def test_shipped_calibration_is_loadable() -> None:
         Signals(support=0.9, top_cosine=0.85, coverage=0.5),
     )
     assert cal.probability(high) > cal.probability(low)
+
+
+def test_tokens_per_second_leaves_the_check_out() -> None:
+    from rag.types import Timings
+
+    t = Timings(retrieval_ms=5, first_token_ms=1000, total_ms=3000, tokens=21, check_ms=1000)
+    assert t.tokens_per_s == pytest.approx(20.0)  # 20 tokens after the first, in 1 s of generation
