@@ -20,18 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rag.text import tone_normalize  # noqa: E402
-from tests.docfixtures import render_text  # noqa: E402
-
-
-def cer(found: str, expected: str) -> float:
-    a, b = " ".join(found.split()), " ".join(expected.split())
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1] / max(len(b), 1)
+from tests.docfixtures import cer, render_text  # noqa: E402
 
 
 def page_texts(n: int, chars: int = 2600) -> list[str]:

@@ -135,3 +135,15 @@ def render_text(text: str, width_px: int = 2200, dpi: int = 300, size_pt: int = 
     for i, line in enumerate(lines):
         draw.text((dpi // 3, dpi // 3 + i * step), line, font=face, fill=0)
     return img
+
+
+def cer(found: str, expected: str) -> float:
+    """Character error rate: edit distance over the expected length (spacing normalised)."""
+    a, b = " ".join(found.split()), " ".join(expected.split())
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1] / max(len(b), 1)

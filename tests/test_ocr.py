@@ -12,7 +12,7 @@ from rag.ingest import read_file
 from rag.text import tone_normalize
 
 from .conftest import FakeEmbedder
-from .docfixtures import font, render_text
+from .docfixtures import cer, font, render_text
 
 pytestmark = pytest.mark.skipif(not ocr_available(), reason="tesseract-ocr tesseract-ocr-vie not installed")
 
@@ -22,18 +22,6 @@ PARAGRAPH = (
     "Tỉnh phấn đấu đến năm 2030 kinh tế số chiếm 20% tổng sản phẩm trên địa bàn, "
     "đồng thời đào tạo kỹ năng số cho cán bộ, công chức và người lao động."
 )
-
-
-def cer(found: str, expected: str) -> float:
-    """Character error rate: edit distance over the expected length (spacing normalised)."""
-    a, b = " ".join(found.split()), " ".join(expected.split())
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1] / len(b)
 
 
 def test_png_at_300_dpi_read_with_low_character_error_rate(tmp_path: Path) -> None:
