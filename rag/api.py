@@ -229,7 +229,7 @@ def _routes(srv: Server) -> APIRouter:
 
     @r.post("/collections/{name}/documents", response_model=UploadResult, status_code=201)
     def add_documents(name: str, files: Annotated[list[UploadFile], File()]) -> UploadResult:
-        """Add .txt .md .html .pdf .docx files (multipart field ``files``) and index them."""
+        """Add documents in any supported format (multipart field ``files``) and index them."""
         srv.collections.get(name)
         if len(files) > MAX_FILES:
             raise ApiError(400, f"at most {MAX_FILES} files at once", param="files")

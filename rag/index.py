@@ -23,7 +23,7 @@ from .chunk import chunk_document
 from .config import Settings
 from .embed import Embedder, make_embedder
 from .errors import EmptyCorpusError, IndexMismatchError
-from .ingest import Skipped, doc_id_for, list_files, read_file, sha256_file
+from .ingest import FORMATS, Skipped, doc_id_for, list_files, read_file, sha256_file
 from .stores import Build, Store, Tokens, chunk_tokens, passage_text
 from .types import Chunk, Document
 
@@ -122,16 +122,12 @@ def build_index(
     batch_size = batch_chunks or s.index_batch
     paths = list_files(corpus)
     if not paths:
-        raise EmptyCorpusError(f"no supported files in {corpus}. Add .txt, .md, .html, .pdf or .docx files.")
+        raise EmptyCorpusError(f"no supported files in {corpus}. Add files in a supported format: {FORMATS}.")
 
     st.begin(build)
     old = st.build()
     stored = st.files()
-    if old is not None and (old.embedder, old.chunk_tokens, old.overlap_sentences) != (
-        build.embedder,
-        build.chunk_tokens,
-        build.overlap_sentences,
-    ):
+    if old is not None and not old.same_chunks(build):
         logger.info("embedder or chunking changed (%s → %s): re-embedding everything", old.embedder, emb.id)
         for doc_id in stored:
             st.delete_file(doc_id)
@@ -191,7 +187,7 @@ def build_index(
     if not files:
         why = "; ".join(f"{k.path} ({k.reason})" for k in skipped) or "no supported files"
         raise EmptyCorpusError(
-            f"no readable documents in {corpus} ({why}). Add .txt, .md, .html, .pdf or .docx files."
+            f"no readable documents in {corpus} ({why}). Add files in a supported format: {FORMATS}."
         )
     st.commit()
     info = st.info()

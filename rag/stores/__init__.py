@@ -79,6 +79,14 @@ class Build:
     overlap_sentences: int
     calibration: dict[str, float] = field(default_factory=dict)
 
+    def same_chunks(self, other: Build) -> bool:
+        """Whether chunks of ``other`` can sit beside these: same embedder and chunking."""
+        return (self.embedder, self.chunk_tokens, self.overlap_sentences) == (
+            other.embedder,
+            other.chunk_tokens,
+            other.overlap_sentences,
+        )
+
 
 class Store(Protocol):
     """One collection's chunks, vectors and BM25 postings."""

@@ -224,11 +224,7 @@ class FaissStore:
     def begin(self, build: Build) -> None:
         """Prepare to add files made with ``build``: rows staged by another build are dropped."""
         staged = self._pending_build()
-        if staged is not None and (staged.embedder, staged.chunk_tokens, staged.overlap_sentences) != (
-            build.embedder,
-            build.chunk_tokens,
-            build.overlap_sentences,
-        ):
+        if staged is not None and not staged.same_chunks(build):
             logger.info("dropping rows staged in %s by %s", self._pending, staged.embedder)
             self.discard_pending()
 
