@@ -166,3 +166,61 @@ def test_collections_on_postgres(pg, tmp_path: Path, monkeypatch, capsys) -> Non
     capsys.readouterr()
     assert main(["collections"]) == 0
     assert "laws" not in capsys.readouterr().out
+
+
+def test_postgres_bm25_pruned_to_each_terms_best_postings(pg, corpus_copy: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """With a few postings read per term, the best chunks and their scores are still the exhaustive ones."""
+    from rag.stores import postgres
+    from rag.stores.postgres import PostgresStore
+
+    primary, _ = pg
+    st = PostgresStore(primary.url, f"prune_{int(time.time() * 1000) % 10**8}")
+    _build(st, corpus_copy)
+    monkeypatch.setattr(postgres, "PER_TERM", 3)
+    monkeypatch.setattr(postgres, "RESCORE", 10)
+    for q in QUERIES:
+        qt = query_tokens(q)
+        full = st.sparse_search(qt, 50, exhaustive=True)  # type: ignore[call-arg]
+        pruned = st.sparse_search(qt, 50)
+        assert len(pruned) < len(full)  # fewer chunks were looked at ...
+        assert [i for i, _ in pruned[:3]] == [i for i, _ in full[:3]]  # ... yet the best ones are the same
+        assert [s for _, s in pruned[:3]] == pytest.approx([s for _, s in full[:3]], rel=1e-5)
+    st.close()
+
+
+def test_postgres_collection_from_before_impacts_is_upgraded(pg, corpus_copy: Path) -> None:  # type: ignore[no-untyped-def]
+    import psycopg
+
+    from rag.stores.postgres import PostgresStore
+
+    primary, _ = pg
+    name = f"old_{int(time.time() * 1000) % 10**8}"
+    st = PostgresStore(primary.url, name)
+    _build(st, corpus_copy)
+    qt = query_tokens(QUERIES[0])
+    want = st.sparse_search(qt, 10)
+    cid = st._id()
+    st.close()
+    with psycopg.connect(primary.url, autocommit=True) as c:  # as an earlier version wrote it
+        c.execute(f"ALTER TABLE rag_postings_{cid} DROP COLUMN impact")
+    old = PostgresStore(primary.url, name)
+    assert old.sparse_search(qt, 10) == _close(want)  # read whole, still right
+    _build(old, corpus_copy)  # the next `rag index` computes the impacts
+    old.close()
+    again = PostgresStore(primary.url, name)
+    assert again._has_impact() and again.sparse_search(qt, 10) == _close(want)
+    again.close()
+
+
+def _close(found: list[tuple[int, float]]) -> list[tuple[int, object]]:
+    return [(i, pytest.approx(s, rel=1e-5)) for i, s in found]
+
+
+def test_top_k_is_a_stable_sort_cut_short() -> None:
+    from rag.stores.faiss import top_k
+
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        s = rng.integers(0, 4, rng.integers(1, 40)).astype(np.float32)  # many ties
+        k = int(rng.integers(1, 45))
+        assert list(top_k(s, k)) == list(np.argsort(-s, kind="stable")[:k])

@@ -2,9 +2,16 @@
 
 Tables: ``rag_collections`` (one row a collection: its build and BM25 statistics), ``rag_files``,
 and per collection ``rag_chunks_<id>`` (chunk, vector with an HNSW index, token counts),
-``rag_postings_<id>`` (field, term, chunk, tf, document length) and ``rag_terms_<id>`` (document
-frequencies). BM25 is computed in SQL with exactly the formula bm25s uses (Lucene's, k1=1.5,
-b=0.75) over the project's own Vietnamese tokens, so sparse scores match the FAISS store.
+``rag_postings_<id>`` (field, term, chunk, tf, document length, impact) and ``rag_terms_<id>``
+(document frequencies). BM25 is computed in SQL with exactly the formula bm25s uses (Lucene's,
+k1=1.5, b=0.75) over the project's own Vietnamese tokens, so sparse scores match the FAISS store.
+
+A BM25 search does not sum whole posting lists: a common syllable is in half of all chunks. Each
+query term gives at most ``PER_TERM`` postings, those with the highest impact (the term's BM25
+weight in that chunk, as of when it was written); the best ``RESCORE`` candidates by those partial
+sums are then scored exactly. A term rarer than ``PER_TERM`` chunks is read whole, so only a chunk
+that ranks low on every common term and has none of the rare ones can be missed (measured by
+``rag bench --scale`` as BM25 recall against the exhaustive sum).
 
 Every ``add`` and ``delete_file`` is one transaction: a killed build leaves whole files or none.
 Searches can go to a streaming read replica (``RAG_STORE_READ``); writes go to the primary.
@@ -27,6 +34,8 @@ from . import DEFAULT_COLLECTION, FIELDS, K1, B, Build, StoreInfo, Tokens, uniqu
 logger = logging.getLogger(__name__)
 
 EF_SEARCH = 128
+PER_TERM = 1000  # postings read per query term in a BM25 search
+RESCORE = 200  # candidates scored exactly
 SCHEMA = """
 CREATE EXTENSION IF NOT EXISTS vector;
 CREATE TABLE IF NOT EXISTS rag_collections (
@@ -43,22 +52,41 @@ CREATE TABLE rag_chunks_{id} (id bigserial PRIMARY KEY, doc_id text NOT NULL, ch
 CREATE INDEX ON rag_chunks_{id} (doc_id);
 CREATE INDEX ON rag_chunks_{id} USING hnsw (embedding vector_ip_ops) WITH (m = 16, ef_construction = 64);
 CREATE TABLE rag_postings_{id} (field smallint NOT NULL, term text NOT NULL, chunk bigint NOT NULL,
-  tf int NOT NULL, dl int NOT NULL, PRIMARY KEY (field, term, chunk));
+  tf int NOT NULL, dl int NOT NULL, impact real NOT NULL, PRIMARY KEY (field, term, chunk));
 CREATE INDEX ON rag_postings_{id} (chunk);
+CREATE INDEX ON rag_postings_{id} (field, term, impact DESC) INCLUDE (chunk);
 CREATE TABLE rag_terms_{id} (field smallint NOT NULL, term text NOT NULL, df int NOT NULL,
   PRIMARY KEY (field, term));
 """
 # BM25 exactly as bm25s ("lucene"): idf = ln(1 + (N - df + .5) / (df + .5)),
 # tf part = tf / (tf + k1 (1 - b + b dl / avgdl)); a query term counts as often as it occurs.
-BM25_SQL = f"""
+_WEIGHTS = """
 WITH q(field, term, qn) AS (SELECT * FROM unnest(%(f)s::int2[], %(t)s::text[], %(n)s::int4[])),
 st AS (SELECT n_chunks::float8 AS n, len_norm::float8 / GREATEST(n_chunks, 1) AS a0,
-              len_fold::float8 / GREATEST(n_chunks, 1) AS a1 FROM rag_collections WHERE id = %(cid)s)
-SELECT p.chunk, SUM(q.qn * ln(1 + (st.n - t.df + 0.5) / (t.df + 0.5))
-       * p.tf / (p.tf + {K1} * (1 - {B} + {B} * p.dl / CASE WHEN q.field = 0 THEN st.a0 ELSE st.a1 END))) AS s
-FROM q JOIN rag_terms_{{id}} t USING (field, term) JOIN rag_postings_{{id}} p USING (field, term), st
-{{where}}
-GROUP BY p.chunk ORDER BY s DESC, p.chunk {{limit}}
+              len_fold::float8 / GREATEST(n_chunks, 1) AS a1 FROM rag_collections WHERE id = %(cid)s),
+w AS (SELECT q.field, q.term, q.qn * ln(1 + (st.n - t.df + 0.5) / (t.df + 0.5)) AS idf,
+             CASE WHEN q.field = 0 THEN st.a0 ELSE st.a1 END AS avgdl
+      FROM q JOIN rag_terms_{id} t USING (field, term), st)"""
+_EXACT = f"SUM(w.idf * p.tf / (p.tf + {K1} * (1 - {B} + {B} * p.dl / w.avgdl)))"
+# the scores of given chunks (candidates found by the dense search)
+BM25_ROWS_SQL = f"""{_WEIGHTS}
+SELECT p.chunk, {_EXACT} FROM w JOIN rag_postings_{{id}} p USING (field, term)
+WHERE p.chunk = ANY(%(rows)s) GROUP BY p.chunk
+"""
+# the best chunks: candidates from each term's highest-impact postings, then scored exactly
+BM25_TOP_SQL = f"""{_WEIGHTS},
+cand AS (SELECT c.chunk FROM w CROSS JOIN LATERAL (
+           SELECT p.chunk, p.impact FROM rag_postings_{{id}} p WHERE p.field = w.field AND p.term = w.term
+           ORDER BY p.impact DESC LIMIT %(per_term)s) c
+         GROUP BY c.chunk ORDER BY SUM(w.idf * c.impact) DESC LIMIT %(rescore)s)
+SELECT p.chunk, {_EXACT} AS s FROM cand JOIN rag_postings_{{id}} p ON p.chunk = cand.chunk
+JOIN w ON p.field = w.field AND p.term = w.term
+GROUP BY p.chunk ORDER BY s DESC, p.chunk LIMIT %(k)s
+"""
+# the same without pruning: every posting of every query term (the reference for the benchmark)
+BM25_ALL_SQL = f"""{_WEIGHTS}
+SELECT p.chunk, {_EXACT} AS s FROM w JOIN rag_postings_{{id}} p USING (field, term)
+GROUP BY p.chunk ORDER BY s DESC, p.chunk LIMIT %(k)s
 """
 
 
@@ -104,6 +132,7 @@ class PostgresStore:
         self._r: Any = None
         self._cid: int | None = None
         self._last: tuple[tuple[tuple[str, ...], ...], dict[int, float]] | None = None
+        self._impact: bool | None = None
 
     # connections ------------------------------------------------------------------------------
 
@@ -178,7 +207,9 @@ class PostgresStore:
             ).fetchall()
         return [(int(i), float(s)) for i, s in rows]
 
-    def _bm25(self, query: Tokens, rows: list[int] | None, k: int | None) -> list[tuple[int, float]]:
+    def _bm25(
+        self, query: Tokens, rows: list[int] | None, k: int | None, exhaustive: bool = False
+    ) -> list[tuple[int, float]]:
         f, t, n = [], [], []
         for fi, name in enumerate(FIELDS):
             for term, count in unique_terms(query.get(name) or []).items():
@@ -187,14 +218,45 @@ class PostgresStore:
                 n.append(count)
         if not t:
             return []
-        where = "WHERE p.chunk = ANY(%(rows)s)" if rows is not None else ""
-        sql = BM25_SQL.format(id=self._id(), where=where, limit="LIMIT %(k)s" if k else "")
+        exhaustive = exhaustive or not self._has_impact()
+        sql = BM25_ROWS_SQL if rows is not None else BM25_ALL_SQL if exhaustive else BM25_TOP_SQL
+        args = {
+            "f": f,
+            "t": t,
+            "n": n,
+            "cid": self._id(),
+            "rows": rows,
+            "k": k,
+            "rescore": max(RESCORE, k or 0),
+            "per_term": PER_TERM,
+        }
         with self._lock:
-            out = self.r.execute(sql, {"f": f, "t": t, "n": n, "cid": self._id(), "rows": rows, "k": k})
+            out = self.r.execute(sql.format(id=self._id()), args)
             return [(int(i), float(s)) for i, s in out.fetchall()]
 
-    def sparse_search(self, query: Tokens, k: int) -> list[tuple[int, float]]:
-        found = [(i, s) for i, s in self._bm25(query, None, k) if s > 0]
+    def _has_impact(self) -> bool:
+        """Collections written before postings had an impact are searched without pruning."""
+        if self._impact is None:
+            with self._lock:
+                self._impact = (
+                    self.r.execute(
+                        "SELECT 1 FROM information_schema.columns WHERE table_name = %s AND column_name = 'impact'",
+                        (f"rag_postings_{self._id()}",),
+                    ).fetchone()
+                    is not None
+                )
+            if not self._impact:
+                logger.warning(
+                    "collection %s was written by an older version: BM25 reads whole posting lists "
+                    "(slow on large collections); rebuild it with: rag index <folder> --collection %s",
+                    self.collection,
+                    self.collection,
+                )
+        return self._impact
+
+    def sparse_search(self, query: Tokens, k: int, exhaustive: bool = False) -> list[tuple[int, float]]:
+        """The ``k`` best chunks by BM25 (pruned as the module says; ``exhaustive`` sums every posting)."""
+        found = [(i, s) for i, s in self._bm25(query, None, k, exhaustive) if s > 0]
         self._last = (_key(query), dict(found))  # scores() of these candidates need no second pass
         return found
 
@@ -269,7 +331,8 @@ class PostgresStore:
                 build.chunk_tokens,
                 build.overlap_sentences,
             )
-            if same:
+            if same and row is not None:
+                self._upgrade(int(row[0]))
                 return
             with self.w.transaction():
                 if row is not None:
@@ -290,6 +353,28 @@ class PostgresStore:
                 ).fetchone()[0]
                 self.w.execute(TABLES.format(id=int(cid), dim=int(build.dim)))
             self._cid = int(cid)
+            self._impact = True
+
+    def _upgrade(self, cid: int) -> None:
+        """Give postings written before impacts existed theirs, so that searches can be pruned."""
+        has = self.w.execute(
+            "SELECT 1 FROM information_schema.columns WHERE table_name = %s AND column_name = 'impact'",
+            (f"rag_postings_{cid}",),
+        ).fetchone()
+        if has:
+            return
+        logger.info("collection %s: computing BM25 impacts of its postings (once)", self.collection)
+        with self.w.transaction():
+            self.w.execute(
+                f"""ALTER TABLE rag_postings_{cid} ADD COLUMN impact real;
+                UPDATE rag_postings_{cid} p SET impact = p.tf / (p.tf + {K1} * (1 - {B} + {B} * p.dl /
+                  GREATEST(CASE WHEN p.field = 0 THEN c.len_norm ELSE c.len_fold END::float8
+                           / GREATEST(c.n_chunks, 1), 1)))
+                FROM rag_collections c WHERE c.id = {cid};
+                ALTER TABLE rag_postings_{cid} ALTER COLUMN impact SET NOT NULL;
+                CREATE INDEX ON rag_postings_{cid} (field, term, impact DESC) INCLUDE (chunk)"""
+            )
+        self._impact = None
 
     def _drop_tables(self, cid: int) -> None:
         self.w.execute(f"DROP TABLE IF EXISTS rag_chunks_{cid}, rag_postings_{cid}, rag_terms_{cid}")
@@ -328,13 +413,16 @@ class PostgresStore:
                         )
                     )
             df: dict[tuple[int, str], int] = {}
+            avgdl = self._avgdl(cid, toks)
             with self.w.cursor().copy(
-                f"COPY rag_postings_{cid} (field, term, chunk, tf, dl) FROM STDIN"
+                f"COPY rag_postings_{cid} (field, term, chunk, tf, dl, impact) FROM STDIN"
             ) as cp:
                 for i, t in zip(ids, toks):
                     for fi, name in enumerate(FIELDS):
+                        dl = len(t[name])
+                        norm = K1 * (1 - B + B * dl / avgdl[fi])
                         for term, tf in unique_terms(t[name]).items():
-                            cp.write_row((fi, term, i, tf, len(t[name])))
+                            cp.write_row((fi, term, i, tf, dl, tf / (tf + norm)))
                             df[(fi, term)] = df.get((fi, term), 0) + 1
             keys = list(df)
             self.w.execute(
@@ -353,6 +441,17 @@ class PostgresStore:
                     "UPDATE SET sha256 = EXCLUDED.sha256, title = EXCLUDED.title, chunks = EXCLUDED.chunks",
                     (cid, doc_id, meta["sha256"], meta["title"], meta["chunks"]),
                 )
+
+    def _avgdl(self, cid: int, toks: list[Tokens]) -> tuple[float, float]:
+        """Average chunk length per field once this batch is in (for the postings' impact)."""
+        n, ln, lf = self.w.execute(
+            "SELECT n_chunks, len_norm, len_fold FROM rag_collections WHERE id = %s", (cid,)
+        ).fetchone()
+        n += len(toks)
+        return (
+            max((ln + sum(len(t["norm"]) for t in toks)) / max(n, 1), 1.0),
+            max((lf + sum(len(t["fold"]) for t in toks)) / max(n, 1), 1.0),
+        )
 
     def delete_file(self, doc_id: str) -> None:
         with self._lock, self.w.transaction():
