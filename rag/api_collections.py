@@ -40,6 +40,7 @@ from .index import build_index
 from .ingest import SUPPORTED, doc_id_for, list_files, read_file
 from .pipeline import RAG
 from .retrieve import Retriever
+from .stores import DEFAULT_COLLECTION as STORE_DEFAULT
 from .stores import check_name, is_postgres
 from .uploads import UploadReport, Workspace, refusal, safe_name
 
@@ -269,8 +270,9 @@ class Collections:
             out = AddReport(report.added, [], report.rejected)
         else:
             self.get(name)  # 404 before anything is written
+            self._check_writable(name)
             with self._writing:
-                out = self._add_to_store(name, files)
+                return self._add_to_store(name, files)
         out.chunks = self.chunks(name)
         return out
 
@@ -313,6 +315,8 @@ class Collections:
                 if discard is not None:  # a folder store: nothing staged may be committed later
                     discard()
                 raise
+            else:
+                out.chunks = st.info().chunks  # from the primary: a replica may not have it yet
             finally:
                 close_store(st)
         for doc_id, fname in accepted.items():
@@ -344,6 +348,7 @@ class Collections:
                     raise DocumentNotFoundError(str(exc)) from exc
                 self._forget_default()
             return document
+        self._check_writable(name)
         with self._writing:
             files = self._files(name)
             doc_id, p = document, PurePosixPath(document)
@@ -376,6 +381,7 @@ class Collections:
                 "the default collection cannot be removed through the API; remove its added documents "
                 "one by one"
             )
+        self._check_writable(name)
         with self._writing:
             try:
                 drop_collection(self.settings, name)
@@ -383,6 +389,12 @@ class Collections:
                 raise self._unknown(name) from exc
             with self._lock:
                 self._open.pop(name, None)
+
+    def _check_writable(self, name: str) -> None:
+        if name == STORE_DEFAULT and not is_postgres(self.settings.store):
+            raise ReadOnlyError(
+                f"{name!r} is the committed index in {self.settings.index_dir}; change it with: rag index"
+            )
 
     def _forget_default(self) -> None:
         with self._lock:

@@ -3,6 +3,8 @@ collection, collections made or changed by ``rag index`` while it runs, clear 4x
 
 from __future__ import annotations
 
+import contextlib
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from rag.api import create_app  # noqa: E402
 from rag.collections import index_collection, remove_collection  # noqa: E402
 from rag.config import Settings  # noqa: E402
+from rag.errors import RagError  # noqa: E402
 
 from .api_fakes import make_rag  # noqa: E402
 
@@ -205,3 +208,49 @@ def test_the_schema_describes_the_collection_routes(served) -> None:  # type: ig
     assert {"post"} <= set(paths["/v1/collections"]) and {"delete"} <= set(paths["/v1/collections/{name}"])
     assert "409" in paths["/v1/collections"]["post"]["responses"]
     assert "/v1/collections/{name}/documents/{document}" in paths
+
+
+def test_default_is_the_configured_collection(tmp_path: Path, real_rag) -> None:  # type: ignore[no-untyped-def]
+    rag, _ = make_rag(tmp_path, real_rag.embedder, store=str(tmp_path / "store"), collection="laws")
+    index_collection(rag.settings, write(tmp_path / "laws", LAWS), "laws", embedder=rag.embedder)
+    with TestClient(create_app(rag=rag, chat=False)) as c:
+        assert [m["id"] for m in c.get("/v1/models").json()["data"]] == ["default", "corpus"]
+        assert "321" in search(c, Q_LAWS, "default", k=1)[0]["passage"]
+        assert "13.000" in search(c, Q_CORPUS, "corpus", k=1)[0]["passage"]
+        files = [("files", ("a.txt", "Một câu có chữ.".encode(), "text/plain"))]
+        r = c.post("/v1/collections/corpus/documents", files=files)  # the committed index stays as built
+        assert r.status_code == 403 and r.json()["error"]["code"] == "read_only"
+        assert c.delete("/v1/collections/corpus").status_code == 403
+
+
+def test_a_postgres_collection_is_served(pg, tmp_path: Path, real_rag) -> None:  # type: ignore[no-untyped-def]
+    primary, replica = pg
+    rag, _ = make_rag(tmp_path, real_rag.embedder, store=primary.url, store_read=replica.url)
+    index_collection(rag.settings, write(tmp_path / "laws", LAWS), "api-laws", embedder=rag.embedder)
+    try:
+        with TestClient(create_app(rag=rag, chat=False)) as c:
+            assert "api-laws" in [m["id"] for m in c.get("/v1/models").json()["data"]]
+            assert {h["document"] for h in search(c, Q_CORPUS, "api-laws")} <= {"quang_tri", "hue"}
+            body = c.post("/v1/chat/completions", json=ask(Q_LAWS, model="api-laws")).json()
+            assert [x["document"] for x in body["citations"]] == ["quang_tri"]
+
+            fact = "Tỉnh Hà Giang có 88 cột mốc biên giới được cắm mới trong năm 2024."
+            files = [("files", ("ha_giang.txt", fact.encode(), "text/plain"))]
+            r = c.post("/v1/collections/api-laws/documents", files=files)
+            assert r.status_code == 201 and r.json()["chunks"] == 3
+            q = "Hà Giang có bao nhiêu cột mốc biên giới cắm mới?"
+            for _ in range(100):  # the replica serves searches once it has replayed the write
+                hits = search(c, q, "api-laws", k=1)
+                if hits and "88 cột mốc" in hits[0]["passage"]:
+                    break
+                time.sleep(0.05)
+            assert "88 cột mốc" in hits[0]["passage"]
+            assert c.delete("/v1/collections/api-laws/documents/ha_giang").status_code == 200
+            assert "ha_giang" not in [
+                d["name"] for d in c.get("/v1/collections/api-laws/documents").json()["data"]
+            ]
+            assert c.delete("/v1/collections/api-laws").status_code == 200
+            assert c.post("/v1/search", json={"query": "x", "collection": "api-laws"}).status_code == 404
+    finally:
+        with contextlib.suppress(RagError):  # when the test did not get to remove it
+            remove_collection(rag.settings, "api-laws")
