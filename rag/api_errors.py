@@ -39,8 +39,8 @@ class ApiError(Exception):
 # (exception, status, type, code, param), the first match wins
 _MAPPED: list[tuple[type[Exception], int, str, str | None, str | None]] = [
     (EmptyQuestionError, 400, "invalid_request_error", "empty_question", "messages"),
-    (UnknownCollectionError, 404, "invalid_request_error", "collection_not_found", "model"),
-    (InvalidCollectionNameError, 400, "invalid_request_error", "invalid_collection_name", "model"),
+    (UnknownCollectionError, 404, "invalid_request_error", "collection_not_found", None),
+    (InvalidCollectionNameError, 400, "invalid_request_error", "invalid_collection_name", None),
     (DocumentNotFoundError, 404, "invalid_request_error", "document_not_found", "document"),
     (ReadOnlyError, 403, "permission_error", "read_only", None),
     (CollectionExistsError, 409, "invalid_request_error", "collection_exists", "name"),
