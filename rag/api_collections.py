@@ -250,13 +250,8 @@ class Collections:
         return out
 
     def _files(self, name: str) -> dict[str, dict[str, Any]]:
-        if self._probe.signature(name) is None:
-            raise self._unknown(name)
-        st = open_collection(self.settings, name)
-        try:
-            return st.files()
-        finally:
-            close_store(st)
+        stores = self.get(name).retriever.stores  # the open store: no new connection
+        return stores[0].files() if stores else {}
 
     # writing --------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -254,3 +255,26 @@ def test_a_postgres_collection_is_served(pg, tmp_path: Path, real_rag) -> None: 
     finally:
         with contextlib.suppress(RagError):  # when the test did not get to remove it
             remove_collection(rag.settings, "api-laws")
+
+
+def test_one_retriever_per_collection_under_concurrent_requests(tmp_path: Path, real_rag) -> None:  # type: ignore[no-untyped-def]
+    from rag.api_collections import Collections
+
+    rag, _ = make_rag(tmp_path, real_rag.embedder, store=str(tmp_path / "store"))
+    folder = write(tmp_path / "laws", LAWS)
+    index_collection(rag.settings, folder, "laws", embedder=rag.embedder)
+    cols = Collections(rag)
+    with ThreadPoolExecutor(8) as pool:
+        first = {id(r.retriever) for r in pool.map(lambda _: cols.get("laws"), range(32))}
+        assert len(first) == 1
+
+        def searched(i: int) -> list[str]:
+            return [h.doc_id for h in cols.get("laws").retrieve(Q_LAWS if i % 2 else Q_CORPUS, 3)]
+
+        running = [pool.submit(searched, i) for i in range(64)]
+        write(folder, {"ha_giang.txt": "Tỉnh Hà Giang có 88 cột mốc biên giới được cắm mới."})
+        index_collection(rag.settings, folder, "laws", embedder=rag.embedder)  # while they search
+        assert all(set(f.result()) <= {"quang_tri", "hue", "ha_giang"} for f in running)
+        after = {id(r.retriever) for r in pool.map(lambda _: cols.get("laws"), range(32))}
+    assert len(after) == 1 and after != first
+    assert "ha_giang" in [h.doc_id for h in cols.get("laws").retrieve("Hà Giang có bao nhiêu cột mốc?", 1)]
