@@ -262,6 +262,21 @@ def create_app(settings: Settings | None = None, rag: RAG | None = None, *, chat
         version="0.1.0",
     )
     app.state.server = srv
+    fastapi_schema = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's schema without its 422 answers: invalid input is answered 400 (see below)."""
+        if app.openapi_schema is None:
+            schema = fastapi_schema()
+            for ops in schema["paths"].values():
+                for op in ops.values():
+                    op.get("responses", {}).pop("422", None)
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:

@@ -217,21 +217,25 @@ class Collections:
     def documents(self, name: str) -> list[DocumentInfo]:
         name = self.resolve(name)
         if name != DEFAULT_COLLECTION:
-            files = self._files(name)
-            return [
-                DocumentInfo(d, "collection", title=m.get("title", ""), chunks=int(m.get("chunks", 0)))
-                for d, m in sorted(files.items())
-            ]
+            return [self._entry(d, m) for d, m in sorted(self._files(name).items())]
         corpus = Path(self.settings.corpus_dir)
         indexed = self._stored(self.base)
         out = []
-        for p in list_files(corpus) if corpus.is_dir() else []:
+        if self.settings.collection != STORE_DEFAULT:  # RAG_COLLECTION: its documents, read-only here
+            out = [self._entry(d, m) for d, m in sorted(indexed.items())]
+        for p in list_files(corpus) if corpus.is_dir() and not out else []:
             meta = indexed.get(doc_id_for(p, corpus), {})
             out.append(self._info(p.relative_to(corpus).as_posix(), "corpus", p, meta))
         ws = self.uploads
         added = self._stored(self._default_rag(), skip=1) if ws.has_uploads else {}
         out += [self._info(n, "upload", ws.docs / n, added.get(Path(n).stem, {})) for n in ws.uploaded()]
         return out
+
+    @staticmethod
+    def _entry(doc_id: str, meta: dict[str, Any]) -> DocumentInfo:
+        return DocumentInfo(
+            doc_id, "collection", title=meta.get("title", ""), chunks=int(meta.get("chunks", 0))
+        )
 
     @staticmethod
     def _info(name: str, origin: Origin, path: Path, meta: dict[str, Any]) -> DocumentInfo:
@@ -334,8 +338,11 @@ class Collections:
         """Remove one document; returns its name. Corpus files are read-only here."""
         name = self.resolve(name)
         if name == DEFAULT_COLLECTION:
-            if any(d.name == document and d.origin == "corpus" for d in self.documents(name)):
-                raise ReadOnlyError(f"{document!r} is part of the corpus, not an upload")
+            if any(d.name == document and d.origin != "upload" for d in self.documents(name)):
+                raise ReadOnlyError(
+                    f"{document!r} is part of the default collection's index, not a document added "
+                    "through the API; change that index with: rag index"
+                )
             with self._writing:
                 try:
                     self.uploads.remove(document, self.base.embedder)

@@ -209,6 +209,12 @@ def test_the_schema_describes_the_collection_routes(served) -> None:  # type: ig
     assert {"post"} <= set(paths["/v1/collections"]) and {"delete"} <= set(paths["/v1/collections/{name}"])
     assert "409" in paths["/v1/collections"]["post"]["responses"]
     assert "/v1/collections/{name}/documents/{document}" in paths
+    ops = [op for path in paths.values() for op in path.values()]
+    assert all(
+        "422" not in op["responses"] and "400" in op["responses"]
+        for op in ops
+        if op.get("tags") != ["health"]
+    )
 
 
 def test_default_is_the_configured_collection(tmp_path: Path, real_rag) -> None:  # type: ignore[no-untyped-def]
@@ -218,6 +224,12 @@ def test_default_is_the_configured_collection(tmp_path: Path, real_rag) -> None:
         assert [m["id"] for m in c.get("/v1/models").json()["data"]] == ["default", "corpus"]
         assert "321" in search(c, Q_LAWS, "default", k=1)[0]["passage"]
         assert "13.000" in search(c, Q_CORPUS, "corpus", k=1)[0]["passage"]
+        docs = c.get("/v1/collections/default/documents").json()["data"]
+        assert [(d["name"], d["origin"]) for d in docs] == [
+            ("hue", "collection"),
+            ("quang_tri", "collection"),
+        ]
+        assert c.delete("/v1/collections/default/documents/hue").json()["error"]["code"] == "read_only"
         files = [("files", ("a.txt", "Một câu có chữ.".encode(), "text/plain"))]
         r = c.post("/v1/collections/corpus/documents", files=files)  # the committed index stays as built
         assert r.status_code == 403 and r.json()["error"]["code"] == "read_only"
