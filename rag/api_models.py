@@ -194,7 +194,7 @@ class SearchRequest(BaseModel):
     query: str = Field(description="the question or keywords")
     k: int = Field(5, ge=1, le=50, description="how many passages")
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
-    collection: str = DEFAULT_COLLECTION
+    collection: str = Field(DEFAULT_COLLECTION, description="a collection from GET /v1/models")
 
 
 class SearchResponse(BaseModel):

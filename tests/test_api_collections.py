@@ -290,3 +290,22 @@ def test_one_retriever_per_collection_under_concurrent_requests(tmp_path: Path, 
         after = {id(r.retriever) for r in pool.map(lambda _: cols.get("laws"), range(32))}
     assert len(after) == 1 and after != first
     assert "ha_giang" in [h.doc_id for h in cols.get("laws").retrieve("Hà Giang có bao nhiêu cột mốc?", 1)]
+
+
+def test_the_openai_package_picks_a_collection(tmp_path: Path, real_rag) -> None:  # type: ignore[no-untyped-def]
+    openai = pytest.importorskip("openai")
+    pytest.importorskip("uvicorn")
+    from .api_fakes import live
+
+    rag, _ = make_rag(tmp_path, real_rag.embedder, store=str(tmp_path / "store"), api_keys="sk-test")
+    index_collection(rag.settings, write(tmp_path / "laws", LAWS), "laws", embedder=rag.embedder)
+    with live(create_app(rag=rag, chat=False)) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="sk-test", max_retries=0)
+        assert [m.id for m in client.models.list()] == ["default", "laws"]
+        done = client.chat.completions.create(model="laws", messages=[{"role": "user", "content": Q_LAWS}])
+        assert "321" in done.choices[0].message.content
+        assert [c["document"] for c in done.model_extra["citations"]] == ["quang_tri"]
+        with pytest.raises(openai.NotFoundError):
+            client.chat.completions.create(model="khong-co", messages=[{"role": "user", "content": Q_LAWS}])
+        with pytest.raises(openai.BadRequestError):
+            client.chat.completions.create(model="../laws", messages=[{"role": "user", "content": Q_LAWS}])
