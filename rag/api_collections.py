@@ -25,44 +25,27 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from .api_models import DEFAULT_COLLECTION
-from .collections import (
-    CollectionExistsError,
-    close_store,
-    create_collection,
-    folder_names,
-    location,
-    open_collection,
+from . import collections as colls
+from .api_errors import (
+    DocumentNotFoundError,
+    InvalidCollectionNameError,
+    ReadOnlyError,
+    UnknownCollectionError,
 )
-from .collections import remove_collection as drop_collection
+from .api_models import DEFAULT_COLLECTION
+from .collections import CollectionExistsError, close_store, open_collection
 from .errors import CollectionError, EmptyCorpusError, IndexNotFoundError, RagError, UploadError
 from .index import build_index
 from .ingest import SUPPORTED, doc_id_for, list_files, read_file
 from .pipeline import RAG
 from .retrieve import Retriever
 from .stores import DEFAULT_COLLECTION as STORE_DEFAULT
-from .stores import check_name, is_postgres
+from .stores import Build, check_name, is_postgres
 from .uploads import UploadReport, Workspace, refusal, safe_name
 
 logger = logging.getLogger(__name__)
 
 Origin = Literal["corpus", "upload", "collection"]
-
-
-class UnknownCollectionError(RagError, LookupError):
-    """No collection of that name."""
-
-
-class InvalidCollectionNameError(RagError, ValueError):
-    """A collection name that cannot be one (upper case, a path, too long)."""
-
-
-class DocumentNotFoundError(RagError, LookupError):
-    """No document of that name in the collection."""
-
-
-class ReadOnlyError(RagError, PermissionError):
-    """The document or collection cannot be changed through the API."""
 
 
 @dataclass
@@ -117,7 +100,7 @@ class _Probe:
     def names(self) -> list[str]:
         if self.pg:
             return [r[0] for r in self._query("SELECT name FROM rag_collections ORDER BY name")]
-        return folder_names(self.settings)
+        return colls.folder_names(self.settings)
 
     def signature(self, name: str) -> Hashable | None:
         """Changes whenever the collection is rebuilt, changed or removed; ``None`` when absent."""
@@ -125,7 +108,7 @@ class _Probe:
             rows = self._query("SELECT id, n_chunks FROM rag_collections WHERE name = %s", (name,))
             return tuple(rows[0]) if rows else None
         try:
-            st = (Path(location(self.settings, name)) / "manifest.json").stat()
+            st = (Path(colls.location(self.settings, name)) / "manifest.json").stat()
         except FileNotFoundError:
             return None
         return (st.st_mtime_ns, st.st_ino, st.st_size)
@@ -297,6 +280,7 @@ class Collections:
                 return out
             st = open_collection(self.settings, name, writable=True)
             try:
+                self._check_build(name, st.build())
                 before = st.files()
                 build = build_index(
                     folder,
@@ -324,6 +308,19 @@ class Collections:
             else:
                 (out.replaced if doc_id in before else out.added).append(doc_id)
         return out
+
+    def _check_build(self, name: str, built: Build | None) -> None:
+        """Documents are added only beside chunks made the same way (else rag index would redo all)."""
+        s, emb = self.settings, self.base.embedder
+        if built is not None and not built.same_chunks(
+            Build(emb.id, emb.dim, s.chunk_tokens, s.overlap_sentences)
+        ):
+            raise CollectionError(
+                f"collection {name!r} was built with {built.embedder}, {built.chunk_tokens}-token chunks and "
+                f"{built.overlap_sentences} sentence(s) of overlap; this server makes {emb.id}, "
+                f"{s.chunk_tokens} and {s.overlap_sentences} — serve it with the same RAG_EMBEDDER and "
+                f"chunking, or rebuild it with: rag index FOLDER --collection {name}"
+            )
 
     @staticmethod
     def _why_unreadable(folder: Path, doc_id: str) -> str:
@@ -374,7 +371,7 @@ class Collections:
         if self.resolve(name) == DEFAULT_COLLECTION:
             raise CollectionExistsError(f"{name!r} is the default collection; it exists already")
         with self._writing:
-            create_collection(self.settings, name, self.base.embedder)
+            colls.create_collection(self.settings, name, self.base.embedder)
 
     def drop(self, name: str) -> None:
         """Remove a whole collection from the store (not the default one)."""
@@ -386,7 +383,7 @@ class Collections:
         self._check_writable(name)
         with self._writing:
             try:
-                drop_collection(self.settings, name)
+                colls.remove_collection(self.settings, name)
             except (CollectionError, IndexNotFoundError) as exc:
                 raise self._unknown(name) from exc
             with self._lock:

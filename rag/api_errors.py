@@ -5,15 +5,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from .api_collections import (
-    DocumentNotFoundError,
-    InvalidCollectionNameError,
-    ReadOnlyError,
-    UnknownCollectionError,
-)
 from .collections import CollectionExistsError
 from .errors import EmptyQuestionError, MissingDependencyError, ModelLoadError, RagError
 from .scheduler import QueueFullError
+
+
+class UnknownCollectionError(RagError, LookupError):
+    """No collection of that name."""
+
+
+class InvalidCollectionNameError(RagError, ValueError):
+    """A collection name that cannot be one (upper case, a path, too long)."""
+
+
+class DocumentNotFoundError(RagError, LookupError):
+    """No document of that name in the collection."""
+
+
+class ReadOnlyError(RagError, PermissionError):
+    """The document or collection cannot be changed through the API."""
 
 
 class ApiError(Exception):

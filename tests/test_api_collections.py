@@ -309,3 +309,15 @@ def test_the_openai_package_picks_a_collection(tmp_path: Path, real_rag) -> None
             client.chat.completions.create(model="khong-co", messages=[{"role": "user", "content": Q_LAWS}])
         with pytest.raises(openai.BadRequestError):
             client.chat.completions.create(model="../laws", messages=[{"role": "user", "content": Q_LAWS}])
+
+
+def test_documents_are_not_added_beside_chunks_made_another_way(tmp_path: Path, real_rag) -> None:  # type: ignore[no-untyped-def]
+    rag, _ = make_rag(tmp_path, real_rag.embedder, store=str(tmp_path / "store"))
+    other = Settings(**{**rag.settings.__dict__, "chunk_tokens": 120})
+    index_collection(other, write(tmp_path / "laws", LAWS), "laws", embedder=rag.embedder)
+    with TestClient(create_app(rag=rag, chat=False)) as c:
+        files = [("files", ("ha_giang.txt", "Tỉnh Hà Giang có 88 cột mốc.".encode(), "text/plain"))]
+        r = c.post("/v1/collections/laws/documents", files=files)
+        assert r.status_code == 400 and "rag index" in r.json()["error"]["message"]
+        docs = c.get("/v1/collections/laws/documents").json()["data"]
+        assert [d["name"] for d in docs] == ["hue", "quang_tri"]  # nothing re-embedded or removed
