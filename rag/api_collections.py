@@ -86,7 +86,7 @@ class _Probe:
         with self._lock:
             for attempt in (1, 2):
                 if self._conn is None or self._conn.closed:
-                    self._conn = _connect(self.settings.store_read or self.settings.store)
+                    self._conn = _connect(self.settings.store)  # the primary: it knows of writes first
                 try:
                     return list(self._conn.execute(sql, args).fetchall())
                 except psycopg.errors.UndefinedTable:

@@ -264,9 +264,14 @@ def test_a_postgres_collection_is_served(pg, tmp_path: Path, real_rag) -> None: 
             ]
             assert c.delete("/v1/collections/api-laws").status_code == 200
             assert c.post("/v1/search", json={"query": "x", "collection": "api-laws"}).status_code == 404
+
+            assert c.post("/v1/collections", json={"name": "api-new"}).status_code == 201
+            r = c.post("/v1/collections/api-new/documents", files=files)  # at once: known to the primary
+            assert r.status_code == 201 and r.json()["added"] == ["ha_giang"] and r.json()["chunks"] == 1
     finally:
-        with contextlib.suppress(RagError):  # when the test did not get to remove it
-            remove_collection(rag.settings, "api-laws")
+        for name in ("api-laws", "api-new"):
+            with contextlib.suppress(RagError):  # when the test did not get to remove it
+                remove_collection(rag.settings, name)
 
 
 def test_one_retriever_per_collection_under_concurrent_requests(tmp_path: Path, real_rag) -> None:  # type: ignore[no-untyped-def]
