@@ -19,9 +19,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .api_collections import Collections, UnknownCollectionError
+from .api_collections import Collections
+from .api_errors import ApiError, as_api_error
 from .api_limits import BodyLimit
 from .api_models import (
+    ERROR,
     ERRORS,
     AnswerExtras,
     AssistantMessage,
@@ -29,6 +31,9 @@ from .api_models import (
     ChatMessage,
     ChatRequest,
     Choice,
+    CollectionDeleted,
+    CollectionOut,
+    CollectionRequest,
     Deleted,
     DocumentList,
     DocumentOut,
@@ -44,54 +49,15 @@ from .api_models import (
 )
 from .api_run import Generation
 from .config import Settings
-from .errors import EmptyQuestionError, MissingDependencyError, ModelLoadError, RagError, UploadError
+from .errors import MissingDependencyError, RagError
 from .pipeline import RAG
-from .scheduler import FairQueue, QueueFullError
+from .scheduler import FairQueue
 from .uploads import MAX_FILE_BYTES, MAX_FILES
 
 logger = logging.getLogger(__name__)
 
 JSON_LIMIT = 1 << 20  # bytes of a JSON request body
 UPLOAD_LIMIT = MAX_FILE_BYTES * 2 + (1 << 20)  # a multipart body of documents
-
-
-class ApiError(Exception):
-    """An error answered as ``{"error": {...}}`` with its HTTP status."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        kind: str = "invalid_request_error",
-        code: str | None = None,
-        param: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.message, self.kind, self.code, self.param = status, message, kind, code, param
-        self.headers = headers
-
-    def body(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.kind, "code": self.code, "param": self.param}}
-
-
-def as_api_error(exc: Exception) -> ApiError:
-    """The API's answer to an exception raised while serving a request."""
-    if isinstance(exc, ApiError):
-        return exc
-    if isinstance(exc, QueueFullError):
-        return ApiError(
-            429, str(exc), "rate_limit_error", "queue_full", headers={"Retry-After": str(exc.retry_after)}
-        )
-    if isinstance(exc, EmptyQuestionError):
-        return ApiError(400, str(exc), code="empty_question", param="messages")
-    if isinstance(exc, UnknownCollectionError):
-        return ApiError(404, str(exc), code="collection_not_found", param="model")
-    if isinstance(exc, (ModelLoadError, MissingDependencyError)):
-        return ApiError(503, str(exc), "server_error", "model_unavailable")
-    if isinstance(exc, RagError):
-        return ApiError(400, str(exc))
-    return ApiError(500, "internal error — see the server log", "server_error")
 
 
 def split_messages(messages: list[ChatMessage]) -> tuple[str, list[tuple[str, str]]]:
@@ -221,20 +187,40 @@ def _routes(srv: Server) -> APIRouter:
         took = (time.perf_counter() - t) * 1000
         return SearchResponse(collection=body.collection, data=[PassageOut.of(h) for h in hits], took_ms=took)
 
+    @r.post("/collections", response_model=CollectionOut, status_code=201, responses={409: ERROR})
+    def create_collection(body: CollectionRequest) -> CollectionOut:
+        """Create an empty collection in the store; add documents to it with POST …/documents."""
+        srv.collections.create(body.name)
+        return collection_out(body.name)
+
+    @r.delete("/collections/{name}", response_model=CollectionDeleted, responses={403: ERROR})
+    def delete_collection(name: str) -> CollectionDeleted:
+        """Remove a collection and its index from the store (not the default collection)."""
+        srv.collections.drop(name)
+        return CollectionDeleted(id=name)
+
+    def collection_out(name: str) -> CollectionOut:
+        docs = srv.collections.documents(name)
+        chunks = sum(d.chunks or 0 for d in docs)
+        return CollectionOut(id=name, documents=len(docs), chunks=chunks, embedder=srv.rag.embedder.id)
+
     @r.get("/collections/{name}/documents", response_model=DocumentList)
     def list_documents(name: str) -> DocumentList:
-        """The collection's files: the corpus (read-only) and those added through the API."""
+        """The collection's documents. ``default``: the corpus (read-only) and the files added
+        through the API; the others: every document in the store."""
         docs = srv.collections.documents(name)
         return DocumentList(collection=name, data=[DocumentOut(**d.__dict__) for d in docs])
 
     @r.post("/collections/{name}/documents", response_model=UploadResult, status_code=201)
     def add_documents(name: str, files: Annotated[list[UploadFile], File()]) -> UploadResult:
-        """Add documents in any supported format (multipart field ``files``) and index them."""
+        """Add documents in any supported format (multipart field ``files``) and index them. In a
+        collection other than ``default``, a document is named after its file without the
+        extension, and a file of the same name replaces the document."""
         srv.collections.get(name)
         if len(files) > MAX_FILES:
             raise ApiError(400, f"at most {MAX_FILES} files at once", param="files")
         with tempfile.TemporaryDirectory(prefix="rag-upload-") as tmp:
-            paths: list[str | Path] = []
+            paths: list[Path] = []
             for i, f in enumerate(files):
                 d = Path(tmp) / str(i)  # each file in its own folder: the names may repeat
                 d.mkdir()
@@ -243,23 +229,24 @@ def _routes(srv: Server) -> APIRouter:
                     while block := f.file.read(1 << 20):
                         out.write(block)
                 paths.append(p)
-            report, chunks = srv.collections.add(name, paths)
+            report = srv.collections.add(name, paths)
         rejected = [Rejected(name=n, reason=why) for n, why in report.rejected]
-        if not report.added:
+        if not report.added and not report.replaced:
             why = "; ".join(f"{x.name}: {x.reason}" for x in rejected) or "no file"
             raise ApiError(400, f"no document added — {why}", code="documents_rejected", param="files")
-        return UploadResult(collection=name, added=report.added, rejected=rejected, chunks=chunks)
+        return UploadResult(
+            collection=name,
+            added=report.added,
+            replaced=report.replaced,
+            rejected=rejected,
+            chunks=report.chunks,
+        )
 
-    @r.delete("/collections/{name}/documents/{document}", response_model=Deleted)
+    @r.delete("/collections/{name}/documents/{document:path}", response_model=Deleted, responses={403: ERROR})
     def delete_document(name: str, document: str) -> Deleted:
-        """Remove a file added through the API and re-index; corpus files cannot be removed here."""
-        if any(d.name == document and d.origin == "corpus" for d in srv.collections.documents(name)):
-            raise ApiError(403, f"{document!r} is part of the corpus, not an upload", "permission_error")
-        try:
-            srv.collections.remove(name, document)
-        except UploadError as exc:
-            raise ApiError(404, str(exc), code="document_not_found", param="document") from exc
-        return Deleted(collection=name, deleted=document)
+        """Remove one document and its passages. In ``default`` only files added through the API
+        can be removed; the corpus is read-only."""
+        return Deleted(collection=name, deleted=srv.collections.remove(name, document))
 
     return r
 
@@ -275,6 +262,21 @@ def create_app(settings: Settings | None = None, rag: RAG | None = None, *, chat
         version="0.1.0",
     )
     app.state.server = srv
+    fastapi_schema = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's schema without its 422 answers: invalid input is answered 400 (see below)."""
+        if app.openapi_schema is None:
+            schema = fastapi_schema()
+            for ops in schema["paths"].values():
+                for op in ops.values():
+                    op.get("responses", {}).pop("422", None)
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:

@@ -194,7 +194,7 @@ class SearchRequest(BaseModel):
     query: str = Field(description="the question or keywords")
     k: int = Field(5, ge=1, le=50, description="how many passages")
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
-    collection: str = DEFAULT_COLLECTION
+    collection: str = Field(DEFAULT_COLLECTION, description="a collection from GET /v1/models")
 
 
 class SearchResponse(BaseModel):
@@ -205,9 +205,13 @@ class SearchResponse(BaseModel):
 
 
 class DocumentOut(BaseModel):
-    name: str
-    origin: Literal["corpus", "upload"] = Field(description="corpus files are read-only through the API")
-    bytes: int
+    name: str = Field(description="what DELETE takes: a file name in default, a document name elsewhere")
+    origin: Literal["corpus", "upload", "collection"] = Field(
+        description="corpus: read-only through the API; upload: added to default; collection: in the store"
+    )
+    bytes: int | None = Field(None, description="the file's size, when the file is kept (default only)")
+    title: str = ""
+    chunks: int | None = Field(None, description="passages indexed from it (null: not indexed)")
 
 
 class DocumentList(BaseModel):
@@ -223,7 +227,10 @@ class Rejected(BaseModel):
 
 class UploadResult(BaseModel):
     collection: str
-    added: list[str]
+    added: list[str] = Field(description="the new documents' names")
+    replaced: list[str] = Field(
+        default_factory=list, description="documents of the same name that the new files replaced"
+    )
     rejected: list[Rejected]
     chunks: int = Field(description="passages in the collection's index afterwards")
 
@@ -231,6 +238,27 @@ class UploadResult(BaseModel):
 class Deleted(BaseModel):
     collection: str
     deleted: str
+
+
+class CollectionRequest(BaseModel):
+    name: str = Field(
+        description="1-63 lower-case letters, digits, '_' or '-', starting with a letter or digit",
+        examples=["luat-dat-dai"],
+    )
+
+
+class CollectionOut(BaseModel):
+    id: str
+    object: Literal["collection"] = "collection"
+    documents: int
+    chunks: int
+    embedder: str
+
+
+class CollectionDeleted(BaseModel):
+    id: str
+    object: Literal["collection"] = "collection"
+    deleted: bool = True
 
 
 class Health(BaseModel):
@@ -258,6 +286,7 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+ERROR: dict[str, Any] = {"model": ErrorResponse}
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "bad input: empty question, wrong types"},
     401: {"model": ErrorResponse, "description": "missing or wrong API key (when RAG_API_KEYS is set)"},

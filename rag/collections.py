@@ -12,14 +12,20 @@ import logging
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from .config import Settings
 from .embed import Embedder
 from .errors import CollectionError, IndexNotFoundError
 from .index import BuildReport, Progress, build_index
 from .retrieve import Retriever
-from .stores import DEFAULT_COLLECTION, Store, StoreInfo, check_name, is_postgres, open_store
+from .stores import DEFAULT_COLLECTION, Build, Store, StoreInfo, check_name, is_postgres, open_store
 
 logger = logging.getLogger(__name__)
+
+
+class CollectionExistsError(CollectionError):
+    """A collection of that name exists already."""
 
 
 def root(settings: Settings) -> Path:
@@ -71,17 +77,43 @@ def index_collection(
     return build_index(folder, settings=settings, embedder=embedder, progress=progress, store=st)
 
 
+def create_collection(settings: Settings, name: str, embedder: Embedder) -> StoreInfo:
+    """An empty collection, ready for documents made with ``embedder`` and the configured chunking."""
+    st = open_collection(settings, check_name(name), writable=True)
+    try:
+        if st.build() is not None:
+            raise CollectionExistsError(f"collection {name!r} already exists — see: rag collections")
+        build = Build(embedder.id, embedder.dim, settings.chunk_tokens, settings.overlap_sentences)
+        st.add([], np.zeros((0, embedder.dim), np.float32), [], {}, build)
+        st.commit()
+        return st.info()
+    finally:
+        close_store(st)
+
+
+def close_store(st: Store) -> None:
+    """Give back a store's connections (PostgreSQL); a folder store holds none."""
+    close = getattr(st, "close", None)
+    if close is not None:
+        close()
+
+
+def folder_names(settings: Settings) -> list[str]:
+    """The collections of the folder (FAISS) store: ``corpus`` when it is built, then the others."""
+    names = [DEFAULT_COLLECTION] if Path(settings.index_dir, "manifest.json").exists() else []
+    r = root(settings)
+    if r.is_dir():
+        names += sorted(p.name for p in r.iterdir() if (p / "manifest.json").exists())
+    return names
+
+
 def list_collections(settings: Settings) -> list[StoreInfo]:
     """Every collection with its files, chunks, embedder and size."""
     if is_postgres(settings.store):
         from .stores.postgres import PostgresStore
 
         return PostgresStore.list_all(settings.store)
-    names = [DEFAULT_COLLECTION] if Path(settings.index_dir, "manifest.json").exists() else []
-    r = root(settings)
-    if r.is_dir():
-        names += sorted(p.name for p in r.iterdir() if (p / "manifest.json").exists())
-    return [open_collection(settings, n).info() for n in names]
+    return [open_collection(settings, n).info() for n in folder_names(settings)]
 
 
 def remove_collection(settings: Settings, name: str) -> None:

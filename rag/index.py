@@ -105,10 +105,12 @@ def build_index(
     store: Store | None = None,
     batch_chunks: int | None = None,
     workers: int | None = None,
+    prune: bool = True,
 ) -> BuildReport:
     """Index every document in ``corpus_dir`` into ``store`` (default: the FAISS folder ``out_dir``).
 
-    Only new or changed files are embedded; files gone from the folder are removed.
+    Only new or changed files are embedded; files gone from the folder are removed, unless
+    ``prune`` is false (documents added to a collection one folder at a time).
     """
     from .stores.faiss import FaissStore
 
@@ -134,7 +136,7 @@ def build_index(
         stored = {}
     current = {doc_id_for(p, corpus): p for p in paths}
     shas = {d: sha256_file(p) for d, p in current.items()}
-    removed = sorted(set(stored) - set(current))
+    removed = sorted(set(stored) - set(current)) if prune else []
     changed = [d for d in current if d not in stored or stored[d]["sha256"] != shas[d]]
     for doc_id in removed + [d for d in changed if d in stored]:
         st.delete_file(doc_id)

@@ -40,6 +40,23 @@ def safe_name(name: str) -> str:
     return f"{stem}.{ext.lower()}" if ext else stem
 
 
+def refusal(src: Path, name: str) -> str | None:
+    """Why a file named ``name`` cannot be added (type, size, symlink), or ``None``."""
+    if src.is_symlink():
+        return "liên kết (symlink) không được chấp nhận"
+    if not src.is_file():
+        return "không phải tệp"
+    ext = Path(name).suffix.lower()
+    if ext not in SUPPORTED:
+        return f"định dạng {ext or '(không có)'} không được hỗ trợ; dùng {', '.join(sorted(SUPPORTED))}"
+    size = src.stat().st_size
+    if size > MAX_FILE_BYTES:
+        return f"tệp quá lớn ({size / 1e6:.1f} MB > {MAX_FILE_BYTES / 1e6:.0f} MB)"
+    if size == 0:
+        return "tệp rỗng"
+    return None
+
+
 @dataclass
 class UploadReport:
     added: list[str] = field(default_factory=list)
@@ -67,21 +84,6 @@ class Workspace:
     def uploaded(self) -> list[str]:
         return sorted(p.name for p in self.docs.iterdir()) if self.docs.is_dir() else []
 
-    def _check(self, src: Path, name: str) -> str | None:
-        if src.is_symlink():
-            return "liên kết (symlink) không được chấp nhận"
-        if not src.is_file():
-            return "không phải tệp"
-        ext = Path(name).suffix.lower()
-        if ext not in SUPPORTED:
-            return f"định dạng {ext or '(không có)'} không được hỗ trợ; dùng {', '.join(sorted(SUPPORTED))}"
-        size = src.stat().st_size
-        if size > MAX_FILE_BYTES:
-            return f"tệp quá lớn ({size / 1e6:.1f} MB > {MAX_FILE_BYTES / 1e6:.0f} MB)"
-        if size == 0:
-            return "tệp rỗng"
-        return None
-
     def add(
         self, files: list[str | Path], embedder: Embedder, progress: Progress | None = None
     ) -> UploadReport:
@@ -92,7 +94,7 @@ class Workspace:
         for f in files:
             src = Path(f)
             name = safe_name(src.name)
-            why = self._check(src, name)
+            why = refusal(src, name)
             if why is None and len(self.uploaded()) + len(staged) >= MAX_FILES:
                 why = f"tối đa {MAX_FILES} tệp cho mỗi phiên"
             if why is None:

@@ -130,3 +130,23 @@ def test_source_card_opens_the_original_file_read_only(ui_server) -> None:  # ty
         assert r.status_code in (403, 404), evil
         assert "[project]" not in r.text and "root:" not in r.text
     assert httpx.post(url.rstrip("/") + unescape(links[0]), timeout=30).status_code >= 400  # read-only
+
+
+def test_the_collection_picker_shows_collections_made_later(tmp_path: Path, real_rag) -> None:  # type: ignore[no-untyped-def]
+    from rag.collections import index_collection
+    from rag.config import Settings
+    from ui.app import ChatApp
+
+    from .conftest import INDEX
+
+    s = Settings(index_dir=str(INDEX), generator="extractive", store=str(tmp_path / "store"))
+    app = ChatApp(s)
+    demo = app.build()
+    pick = next(b for b in demo.blocks.values() if getattr(b, "label", None) == "Bộ tài liệu")
+    assert pick.choices == [("corpus", "corpus")]  # type: ignore[attr-defined]
+    (tmp_path / "laws").mkdir()
+    (tmp_path / "laws" / "a.txt").write_text("Tỉnh Quảng Trị có 321 trạm quan trắc.", "utf-8")
+    index_collection(s, tmp_path / "laws", "laws", embedder=real_rag.embedder)
+    loads = [d for d in demo.fns.values() if any(t[1] == "load" for t in d.targets)]
+    assert [d.outputs for d in loads] == [[pick]]
+    assert loads[0].fn() == {"__type__": "update", "choices": ["corpus", "laws"]}

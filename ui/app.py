@@ -181,6 +181,10 @@ class ChatApp:
             names = []
         return names if self.settings.collection in names else [self.settings.collection, *names]
 
+    def refresh_collections(self) -> Any:
+        """The picker's choices when a page opens: collections made since the app started appear."""
+        return gr.update(choices=self.collections())
+
     def respond(
         self,
         message: str,
@@ -364,6 +368,7 @@ class ChatApp:
             pick.change(
                 lambda name, s: {**s, "collection": name}, [pick, state], [state], api_visibility="private"
             )
+            demo.load(self.refresh_collections, None, pick, api_visibility="private")
             chatbot.like(self.feedback, [state], None, api_visibility="private")
             add.click(
                 self.upload, [files, state], [state, upload_status], concurrency_limit=1, api_name="upload"
