@@ -147,8 +147,14 @@ def _serve(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def scale(
-    sizes: Sequence[int], backends: Sequence[str], settings: Settings, emb: Embedder, corpus: Path
+    sizes: Sequence[int],
+    backends: Sequence[str],
+    settings: Settings,
+    emb: Embedder,
+    corpus: Path,
+    keep: bool = False,
 ) -> list[dict[str, Any]]:
+    """One row per size and backend; ``keep``: PostgreSQL collections stay, and a complete one is reused."""
     from .stores import open_store
     from .stores.faiss import FaissStore
 
@@ -188,8 +194,14 @@ def scale(
                     st = open_store(location, name, writable=True)
                     st.begin(build)
                 t = time.perf_counter()
-                _fill(st, chunks, vecs, build)
-                build_s = time.perf_counter() - t
+                reused = keep and backend != "faiss" and st.info().chunks == n
+                if not reused:
+                    _fill(st, chunks, vecs, build)
+                build_s = float("nan") if reused else time.perf_counter() - t
+                if backend != "faiss":
+                    from .stores.postgres import PostgresStore
+
+                    PostgresStore.vacuum(location, name)  # as autovacuum would after a bulk load
                 info = st.info()
                 spec = {"location": location, "collection": name, "embedder": emb.id, "queries": qtexts,
                         "qvecs": qvecs, "backend": backend}  # fmt: skip
@@ -201,7 +213,7 @@ def scale(
                        "index": info.index_type, **served, "recall@10": recall, "query_embed_ms": embed_ms}  # fmt: skip
                 logger.info("scale %s", row)
                 rows.append(row)
-                if backend != "faiss":
+                if backend != "faiss" and not keep:
                     from .stores.postgres import PostgresStore
 
                     PostgresStore.drop(location, name)
@@ -232,7 +244,7 @@ def markdown(tp: dict[str, float] | None, rows: list[dict[str, Any]], command: s
         ]
         for r in rows:
             out.append(
-                f"| {r['backend']} | {r['n']:,} | {r['index']} | {r['build_s']:.1f} | {r['size_mb']:.0f} | "
+                f"| {r['backend']} | {r['n']:,} | {r['index']} | {'(kept)' if r['build_s'] != r['build_s'] else f'{r['build_s']:.1f}'} | {r['size_mb']:.0f} | "
                 f"{r['load_first_query_s']:.2f} | {r['rss_mb']:.0f} | {r['hybrid_p50_ms']:.1f} | "
                 f"{r['hybrid_p95_ms']:.1f} | {r['recall@10']:.3f} | {r.get('bm25_recall@10', 1.0):.3f} |"
             )
@@ -241,11 +253,11 @@ def markdown(tp: dict[str, float] | None, rows: list[dict[str, Any]], command: s
 
 def run(
     settings: Settings, sizes: Sequence[int], backends: Sequence[str], corpus: Path, copies: int, command: str,
-    out: Path, machine: str,
+    out: Path, machine: str, keep: bool = False,
 ) -> str:  # fmt: skip
     emb = make_embedder(settings.embedder)
     tp = throughput(corpus, copies, settings, emb) if copies else None
-    rows = scale(sizes, backends, settings, emb, corpus) if sizes else []
+    rows = scale(sizes, backends, settings, emb, corpus, keep) if sizes else []
     text = markdown(tp, rows, command, machine)
     path = out / "BENCHMARKS.md"
     old = path.read_text("utf-8") if path.exists() else "# Benchmarks\n"

@@ -223,6 +223,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             command.strip(),
             Path(args.out),
             bench.machine(),
+            keep=args.keep,
         )
         print(text)
         return 0
@@ -322,6 +323,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pb.add_argument(
         "--backends", default="faiss,postgres", help="stores for --scale (postgres needs RAG_STORE)"
+    )
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="--scale: keep the PostgreSQL collections, and measure a complete one again instead of refilling it",
     )
     pb.add_argument(
         "--corpus", default=str(PROJECT_ROOT.parent / "shared" / "corpora" / "viquad2-dev" / "corpus"),

@@ -18,3 +18,20 @@ def test_scale_rows_for_the_faiss_store(corpus_copy: Path) -> None:
     assert r["hybrid_p50_ms"] > 0 and r["rss_mb"] > 0 and r["load_first_query_s"] > 0
     text = bench_scale.markdown(None, rows, "rag bench --scale 800", "test")
     assert "| faiss | 800 | hnsw |" in text
+
+
+def test_scale_rows_for_the_postgres_store_kept_and_measured_again(pg, corpus_copy: Path) -> None:  # type: ignore[no-untyped-def]
+    import math
+
+    primary, _ = pg
+    s = Settings(corpus_dir=str(corpus_copy), index_dir="/nonexistent", store=primary.url)
+    first = bench_scale.scale([300], ["postgres"], s, FakeEmbedder(), corpus_copy, keep=True)[0]
+    again = bench_scale.scale([300], ["postgres"], s, FakeEmbedder(), corpus_copy, keep=True)[0]
+    assert first["build_s"] > 0 and math.isnan(again["build_s"])  # the kept collection was reused
+    for r in (first, again):
+        assert r["index"] == "hnsw" and r["recall@10"] >= 0.9
+        assert r["bm25_recall@10"] == 1.0  # a small collection: no term has more postings than are read
+        assert r["bm25_exhaustive_p50_ms"] > 0
+    from rag.stores.postgres import PostgresStore
+
+    PostgresStore.drop(primary.url, "scale_300")

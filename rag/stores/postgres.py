@@ -64,7 +64,7 @@ _WEIGHTS = """
 WITH q(field, term, qn) AS (SELECT * FROM unnest(%(f)s::int2[], %(t)s::text[], %(n)s::int4[])),
 st AS (SELECT n_chunks::float8 AS n, len_norm::float8 / GREATEST(n_chunks, 1) AS a0,
               len_fold::float8 / GREATEST(n_chunks, 1) AS a1 FROM rag_collections WHERE id = %(cid)s),
-w AS (SELECT q.field, q.term, q.qn * ln(1 + (st.n - t.df + 0.5) / (t.df + 0.5)) AS idf,
+w AS MATERIALIZED (SELECT q.field, q.term, q.qn * ln(1 + (st.n - t.df + 0.5) / (t.df + 0.5)) AS idf,
              CASE WHEN q.field = 0 THEN st.a0 ELSE st.a1 END AS avgdl
       FROM q JOIN rag_terms_{id} t USING (field, term), st)"""
 _EXACT = f"SUM(w.idf * p.tf / (p.tf + {K1} * (1 - {B} + {B} * p.dl / w.avgdl)))"
@@ -75,7 +75,7 @@ WHERE p.chunk = ANY(%(rows)s) GROUP BY p.chunk
 """
 # the best chunks: candidates from each term's highest-impact postings, then scored exactly
 BM25_TOP_SQL = f"""{_WEIGHTS},
-cand AS (SELECT c.chunk FROM w CROSS JOIN LATERAL (
+cand AS MATERIALIZED (SELECT c.chunk FROM w CROSS JOIN LATERAL (
            SELECT p.chunk, p.impact FROM rag_postings_{{id}} p WHERE p.field = w.field AND p.term = w.term
            ORDER BY p.impact DESC LIMIT %(per_term)s) c
          GROUP BY c.chunk ORDER BY SUM(w.idf * c.impact) DESC LIMIT %(rescore)s)
@@ -507,5 +507,16 @@ class PostgresStore:
                     raise IndexNotFoundError(f"no collection {name!r} in {_safe(url)} — see: rag collections")
                 st._drop_tables(int(row[0]))
                 st.w.execute("DELETE FROM rag_collections WHERE id = %s", (row[0],))
+        finally:
+            st.close()
+
+    @classmethod
+    def vacuum(cls, url: str, name: str) -> None:
+        """VACUUM ANALYZE a collection's tables (fresh statistics, and index-only scans of postings)."""
+        st = cls(url, name, writable=True)
+        try:
+            cid = st._id(st.w)
+            for table in ("rag_chunks", "rag_postings", "rag_terms"):
+                st.w.execute(f"VACUUM (ANALYZE) {table}_{cid}")
         finally:
             st.close()
