@@ -243,8 +243,9 @@ def markdown(tp: dict[str, float] | None, rows: list[dict[str, Any]], command: s
             "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in rows:
+            built = "(kept)" if r["build_s"] != r["build_s"] else f"{r['build_s']:.1f}"  # NaN: reused
             out.append(
-                f"| {r['backend']} | {r['n']:,} | {r['index']} | {'(kept)' if r['build_s'] != r['build_s'] else f'{r['build_s']:.1f}'} | {r['size_mb']:.0f} | "
+                f"| {r['backend']} | {r['n']:,} | {r['index']} | {built} | {r['size_mb']:.0f} | "
                 f"{r['load_first_query_s']:.2f} | {r['rss_mb']:.0f} | {r['hybrid_p50_ms']:.1f} | "
                 f"{r['hybrid_p95_ms']:.1f} | {r['recall@10']:.3f} | {r.get('bm25_recall@10', 1.0):.3f} |"
             )
