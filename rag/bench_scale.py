@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 NOISE = 0.35  # norm of the noise added to a unit vector: cosine to the original ≈ 0.94
 QUERIES = 200
-BM25_CHECKS = 50  # queries whose pruned BM25 is compared with the exhaustive sum (PostgreSQL)
+BM25_CHECKS = 20  # queries whose pruned BM25 is compared with the exhaustive sum (PostgreSQL)
 
 
 def throughput(folder: Path, copies: int, settings: Settings, emb: Embedder) -> dict[str, float]:
