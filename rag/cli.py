@@ -324,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument(
         "--backends", default="faiss,postgres", help="stores for --scale (postgres needs RAG_STORE)"
     )
-    p.add_argument(
+    pb.add_argument(
         "--keep",
         action="store_true",
         help="--scale: keep the PostgreSQL collections, and measure a complete one again instead of refilling it",
