@@ -361,3 +361,17 @@ def ensure_model(cache_dir: str | Path) -> Path:
         build_model(folder)
         logger.info("built %s", folder)
     return folder
+
+
+def main() -> int:
+    """``python -m rag.onnx_build``: build (or check) the model in the cache; scripts/install.sh runs it."""
+    from .config import Settings
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    folder = ensure_model(Settings().cache_dir)
+    logger.info("the ONNX embedder is ready in %s", folder)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
