@@ -87,7 +87,8 @@ def test_source_file_stays_inside_the_corpus(tmp_path: Path) -> None:
 def test_source_card_names_the_page_and_links_the_file(tmp_path: Path) -> None:
     pytest.importorskip("gradio")
     from rag.types import Answer, Citation
-    from ui.app import ChatApp, render_sources
+    from ui.app import ChatApp
+    from ui.render import render_sources
 
     c = Citation(1, "bao_cao", "Báo cáo", PAGES[2], PAGES[2], "bao_cao#2-x", 0.9, location="trang 3")
     html = render_sources(Answer("q", "412 trạm [1].", [c]), link=lambda d: f"/gradio_api/file=/c/{d}.pdf")

@@ -47,7 +47,7 @@ def test_off_topic_abstains(ui_server) -> None:  # type: ignore[no-untyped-def]
 
 def test_document_text_is_escaped() -> None:
     from rag.types import Answer, Citation
-    from ui.app import render_answer, render_sources
+    from ui.render import render_answer, render_sources
 
     evil = 'Tin <script>alert(1)</script><img src=x onerror="alert(2)"> hết.'
     a = Answer("q", evil + " [1]", [Citation(1, "d", "<b>t</b>", evil, evil, "d#0", 1.0, quote_start=0)])
@@ -57,7 +57,7 @@ def test_document_text_is_escaped() -> None:
 
 def test_follow_up_shows_how_it_was_understood() -> None:
     from rag.types import Answer, Timings
-    from ui.app import render_timings
+    from ui.render import render_timings
 
     a = Answer("Còn Hải Dương thì sao?", "…", timings=Timings(12.0, 900.0, 1500.0, 20))
     assert "hiểu là" not in render_timings(a)  # a question answered as asked needs no note
@@ -69,7 +69,7 @@ def test_follow_up_shows_how_it_was_understood() -> None:
 
 def test_confidence_is_shown() -> None:
     from rag.types import Answer, Timings
-    from ui.app import render_timings
+    from ui.render import render_timings
 
     a = Answer("q", "6 giải pháp [1]", timings=Timings(12.0, 900.0, 1500.0, 20))
     assert "tin cậy" not in render_timings(a)  # not rated (extractive): nothing to show
