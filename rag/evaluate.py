@@ -93,10 +93,22 @@ def contains_quote(passage: str, quote: str) -> bool:
 _MARKER = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 
 
+def _has(text: str, phrase: str) -> bool:
+    """``phrase`` in ``text`` as whole syllables: "ba" is not found in "bao", "15" not in "150"."""
+    p = _canon(phrase)
+    if not p:
+        return False
+    pattern = re.escape(p)
+    if p[0].isalnum() and p[-1].isalnum():
+        pattern = rf"(?<!\w){pattern}(?!\w)"
+    return re.search(pattern, text) is not None
+
+
 def keywords_ok(answer: str, keywords: Sequence[str]) -> bool:
-    """Every entry has one of its ``|`` alternatives in the answer (NFC, case and spaces folded)."""
+    """Every entry has one of its ``|`` alternatives in the answer as whole syllables (NFC, case
+    and spaces folded)."""
     text = _canon(_MARKER.sub("", answer))
-    return all(any(_canon(alt) in text for alt in entry.split("|")) for entry in keywords)
+    return all(any(_has(text, alt) for alt in entry.split("|")) for entry in keywords)
 
 
 _PUNCT = re.compile(r"[^\w\s]")

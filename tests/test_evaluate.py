@@ -30,6 +30,10 @@ def test_keywords_alternatives_case_nfc_whitespace() -> None:
     assert keywords_ok(unicodedata.normalize("NFD", "BỘ CHÍNH TRỊ"), ["bộ chính trị"])
     assert not keywords_ok("Ngày 27/9/2019", ["27/9/2019", "Bộ Chính trị"])
     assert not keywords_ok("Có 6 giải pháp [1]", ["1"])  # citation markers are not content
+    # whole syllables only: a question echoed back ("bao nhiêu") does not hold the answer "ba"
+    assert not keywords_ok("Ấn bản thứ bao nhiêu vẫn chưa được thay thế?", ["ba|3"])
+    assert keywords_ok("Ấn bản thứ ba [1].", ["ba|3"])
+    assert not keywords_ok("Có 150 điểm", ["15"]) and keywords_ok("tăng 5%", ["5%"])
 
 
 def test_contains_quote_folds_whitespace() -> None:
