@@ -1,8 +1,9 @@
 """How likely an answer is to be right, from signals that do not depend on the question's wording.
 
-The signals: the model's own judgement that the cited sentences support the answer (P("Có") from one
+The signals: the model's own judgement that the cited sentences support the answer (P("Yes") from one
 forward pass on a short prompt), how sure it was of the tokens it wrote, how close the best passage
-is to the question, and how much of the question's wording the passages share. A logistic model turns
+is to the question, how much of the question's wording the passages share, and how much of what the
+question asks the sentence holding the answer speaks of (``grounding.colocation``). A logistic model turns
 them into a probability; its weights are fitted on the answers of the local model on two corpora with
 ``scripts/calibrate.py`` (one corpus held out at a time to check it carries over) and stored in
 ``calibration.json`` beside this file. An answer below ``Settings.min_confidence`` becomes an honest
@@ -39,6 +40,7 @@ class Signals:
     min_logprob: float | None = None  # the least sure token
     top_cosine: float = 0.0  # dense similarity of the best passage to the question
     coverage: float = 0.0  # share of the question's word pairs found in the passages
+    colocation: float | None = None  # how much of the question the sentence holding the answer speaks of
     foreign: bool = False  # the question is not written in Vietnamese script (English, no tone marks)
 
     def features(self) -> dict[str, float | None]:
@@ -50,6 +52,7 @@ class Signals:
             "min_logprob": max(self.min_logprob, -20.0) if self.min_logprob is not None else None,
             "top_cosine": self.top_cosine + (CROSS_LINGUAL if self.foreign else 0.0),
             "coverage": None if self.foreign else self.coverage,
+            "colocation": None if self.foreign else self.colocation,
         }
 
     def as_dict(self) -> dict[str, float | None]:

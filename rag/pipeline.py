@@ -17,6 +17,7 @@ from .errors import EmptyQuestionError, MissingDependencyError, ModelLoadError
 from .followup import rewrite_follow_up
 from .generators import Generator, make_generator
 from .generators.extractive import rank_sentences
+from .grounding import colocation, echoes_question
 from .index import passage_text
 from .prompt import says_not_found, strip_format
 from .retrieve import Mode, Retriever
@@ -280,7 +281,7 @@ class RAG:
         checked = verify(raw, passages, asked)
         if not checked.grounded and not says_not_found(strip_format(raw)):
             checked = self._from_pointed_passages(asked, raw, passages) or checked
-        if says_not_found(strip_format(raw)) or not checked.grounded:
+        if says_not_found(strip_format(raw)) or not checked.grounded or echoes_question(asked, checked.text):
             finish(Answer(q, NOT_FOUND, [], True, hits[:3], hits, gen.name, timings, warnings))
             return
         answer = Answer(q, checked.text, checked.citations, False, [], hits, gen.name, timings, warnings)
@@ -299,6 +300,7 @@ class RAG:
             top_cosine=max((h.dense for h in passages if h.dense is not None), default=0.0),
             coverage=pair_coverage(query, passages),
             foreign=not is_vietnamese(query),
+            colocation=colocation(asked, answer.short or answer.text, [c.text for c in answer.citations]),
         )
         logprobs = gen.last_logprobs() if hasattr(gen, "last_logprobs") else []
         if logprobs:

@@ -22,6 +22,7 @@ _QUESTION_WORDS = [
     ("the", "nao"), ("o", "dau"), ("nam", "nao"), ("nao",), ("gi",), ("ai",), ("may",), ("dau",),
     ("sao",), ("what",), ("which",), ("who",), ("whom",), ("when",), ("where",), ("why",), ("how",),
 ]  # fmt: skip
+QUESTION_SYLLABLES = {s for qw in _QUESTION_WORDS for s in qw}
 _EDGE = {
     "la",
     "co",
@@ -47,7 +48,7 @@ def _words(text: str) -> list[re.Match[str]]:
     return list(_WORD.finditer(text))
 
 
-def _question_word_at(folded: list[str]) -> tuple[int, int] | None:
+def question_word_at(folded: list[str]) -> tuple[int, int] | None:
     for i in range(len(folded)):
         for qw in _QUESTION_WORDS:
             if tuple(folded[i : i + len(qw)]) == qw:
@@ -69,7 +70,7 @@ def short_answer(question: str, answer: str) -> str:
             gaps.append((i1, i2, j1, j2))
     if not gaps:
         return text
-    where = _question_word_at(q)
+    where = question_word_at(q)
     chosen = None
     if where:
         qs, qe = where

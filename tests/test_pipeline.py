@@ -78,6 +78,14 @@ def test_model_saying_not_found_abstains() -> None:
     assert a.abstained and a.citations == []
 
 
+def test_reply_repeating_the_question_abstains() -> None:
+    q = "Bưu điện Việt Nam có bao nhiêu điểm giao dịch?"
+    a = make(f"Trả lời: {q[:-1]} [1]?\nNguồn: [1]")[0].ask(q)
+    assert a.abstained and a.citations == [] and a.text == NOT_FOUND
+    a = make("Trả lời: Bưu điện Việt Nam có hơn 13.000 điểm giao dịch [1].")[0].ask(q)
+    assert not a.abstained and a.signals["colocation"] > 0.5  # the sentence holding it speaks of it
+
+
 def test_follow_up_is_made_whole_before_retrieval_and_generation() -> None:
     rag, gen = make("Trả lời: Hải Dương đề ra 3 nhóm mục tiêu cơ bản [2].")
     history = [("Mục tiêu chuyển đổi số của Nghệ An là gì?", "…")]

@@ -1,0 +1,60 @@
+"""Where an answer sits in its passages: checks that read the answer's place, not the question's wording.
+
+- An answer that only repeats its question ("Quốc gia nào không tán thành …?") answers nothing.
+- A short answer is more likely right when the passage sentence that holds it also speaks of what
+  the question asks. ``colocation`` is the share of the question's words found in that sentence,
+  each word weighted by how rare it is among the sentences of the cited passages (so "của", "là"
+  weigh little and names weigh much). "Nhật Bản" taken from a sentence about another war scores low
+  for "Ottoman đánh bại quốc gia nào?", even though every word of the claim is in the passage.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from .short import QUESTION_SYLLABLES, question_word_at
+from .text import fold, match_form, split_sentences
+
+_SYL = re.compile(r"\w+")
+_MARK = re.compile(r"\s*\[\d+(?:\s*[,;]\s*\d+)*\]")
+
+
+def syllables(text: str) -> list[str]:
+    """Accent-folded, lower-case syllables (so a question typed without marks matches)."""
+    return _SYL.findall(fold(match_form(text)))
+
+
+def echoes_question(question: str, answer: str) -> bool:
+    """Whether ``answer`` says nothing its question did not: a question that asks for something
+    (has a question word) answered with only its own word pairs, in the same order ("Quốc gia nào
+    không tán thành …?" → "Quốc gia nào không tán thành … [1]"). "Trung Quốc" is new to a question
+    about "Trung Hoa Dân Quốc": the pair (trung, quốc) is not in it."""
+    said = syllables(_MARK.sub("", answer))
+    asked = syllables(question)
+    if not said:
+        return True
+    if question_word_at(asked) is None:
+        return False
+    if len(said) == 1:
+        return said[0] in asked
+    pairs = set(zip(asked, asked[1:]))
+    return all(p in pairs for p in zip(said, said[1:]))
+
+
+def colocation(question: str, answer: str, passages: list[str]) -> float:
+    """The weighted share of the question's words found in the best sentence of ``passages``
+    that holds every syllable of ``answer``; 0.0 when no single sentence holds it."""
+    sentences = [set(syllables(p[s:e])) for p in passages for s, e in split_sentences(p)]
+    said = set(syllables(_MARK.sub("", answer)))
+    asked = set(syllables(question)) - said - QUESTION_SYLLABLES
+    if not sentences or not said or not asked:
+        return 0.0
+    n = len(sentences)
+    weight = {w: math.log((n + 1) / (0.5 + sum(w in s for s in sentences))) for w in asked}
+    total = sum(max(v, 0.0) for v in weight.values()) or 1.0
+    best = 0.0
+    for sent in sentences:
+        if said <= sent:
+            best = max(best, sum(max(weight[w], 0.0) for w in asked & sent) / total)
+    return best

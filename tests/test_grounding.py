@@ -1,0 +1,37 @@
+"""Answers read against their place in the passages: echoes of the question, and co-location."""
+
+from rag.grounding import colocation, echoes_question
+
+PASSAGE = (
+    "Năm 1683, quân Ottoman vây hãm Viên nhưng bị liên quân do Ba Lan dẫn đầu đánh bại. "
+    "Trong Chiến tranh thế giới thứ hai, Nhật Bản chiếm đóng nhiều vùng ven Thái Bình Dương. "
+    "Đế quốc Ottoman đánh bại Vương quốc Hungary trong trận Mohács năm 1526."
+)
+
+
+def test_an_answer_that_repeats_its_question_is_an_echo() -> None:
+    q = "Quốc gia nào không tán thành việc khảo sát lại Nam Đại Dương?"
+    assert echoes_question(q, "Quốc gia nào không tán thành việc khảo sát lại Nam Đại Dương [1]?")
+    assert echoes_question(q, "[1]")  # markers only say nothing
+    assert not echoes_question(q, "Argentina không tán thành việc khảo sát lại Nam Đại Dương [1].")
+
+
+def test_new_word_pairs_make_an_answer_even_from_the_questions_syllables() -> None:
+    q = "Bên nào đã chiến thắng trong chiến tranh Trung Hoa Dân Quốc?"
+    assert not echoes_question(q, "Trung Quốc đã chiến thắng [1].")  # (trung, quốc) is not in the question
+    # without a question word there is nothing left open: a yes/no answer may restate the question
+    assert not echoes_question("Hà Nội có phải là thủ đô không?", "Hà Nội là thủ đô [1].")
+
+
+def test_colocation_is_high_when_the_answers_sentence_speaks_of_the_question() -> None:
+    q = "Ottoman đánh bại quốc gia nào trong trận Mohács?"
+    right = colocation(q, "Vương quốc Hungary", [PASSAGE])
+    wrong = colocation(q, "Nhật Bản", [PASSAGE])  # in the passage, but in a sentence about another war
+    assert right > 0.6
+    assert wrong < 0.2
+    assert colocation(q, "Liên Xô", [PASSAGE]) == 0.0  # held by no sentence at all
+
+
+def test_colocation_matches_a_question_typed_without_tone_marks() -> None:
+    q = "Ottoman danh bai quoc gia nao trong tran Mohacs?"
+    assert colocation(q, "Vương quốc Hungary", [PASSAGE]) > 0.6
