@@ -275,6 +275,43 @@ def answer_metrics(results: Sequence[QAResult]) -> dict[str, float]:
     return out
 
 
+SWEEP_CUTS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7)
+
+
+def _shown(r: QAResult, cut: float) -> bool:
+    """Whether the answer would be shown with ``RAG_MIN_CONFIDENCE=cut``."""
+    if r.withheld:
+        return r.confidence is not None and r.confidence >= cut
+    return not r.abstained and (r.confidence is None or r.confidence >= cut)
+
+
+def _right(r: QAResult) -> bool:
+    return bool(r.withheld_correct) if r.withheld else bool(r.correct)
+
+
+def confidence_sweep(
+    results: Sequence[QAResult], cuts: Sequence[float] = SWEEP_CUTS
+) -> list[dict[str, float]]:
+    """The answer metrics each ``RAG_MIN_CONFIDENCE`` would give, from one run: every rated answer
+    keeps its confidence whether it was shown or held back, so the trade-off between wrong answers
+    and false abstentions can be read for the user's own documents without rerunning the model."""
+    return [_at_cut(results, cut) for cut in cuts]
+
+
+def _at_cut(results: Sequence[QAResult], cut: float) -> dict[str, float]:
+    ans = [r for r in results if r.answerable]
+    una = [r for r in results if not r.answerable]
+    nan = float("nan")
+    wrong_cited = [_shown(r, cut) and bool(r.withheld or r.citations) and not _right(r) for r in results]
+    return {
+        "min_confidence": cut,
+        "correctness": sum(_shown(r, cut) and _right(r) for r in ans) / len(ans) if ans else nan,
+        "abstention_unanswerable": sum(not _shown(r, cut) for r in una) / len(una) if una else nan,
+        "false_abstention": sum(not _shown(r, cut) for r in ans) / len(ans) if ans else nan,
+        "wrong_but_cited": sum(wrong_cited) / len(results) if results else nan,
+    }
+
+
 def evaluate_retrieval(
     items: Sequence[QAItem],
     search: Callable[[str, int, str], list[Hit]],

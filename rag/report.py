@@ -9,7 +9,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .evaluate import QAItem, QAResult, answer_metrics, evaluate_retrieval, result_dicts, score_answer
+from .evaluate import (
+    QAItem,
+    QAResult,
+    answer_metrics,
+    confidence_sweep,
+    evaluate_retrieval,
+    result_dicts,
+    score_answer,
+)
 from .pipeline import RAG
 
 
@@ -37,6 +45,7 @@ def run_eval(
         "k": k,
         "retrieval": retrieval,
         "answers": answer_metrics(results),
+        "confidence_sweep": confidence_sweep(results),
         "results": result_dicts(results),
     }
 
@@ -74,6 +83,13 @@ def summary_markdown(report: dict[str, Any]) -> str:
     ]
     for key, val in a.items():
         lines.append(f"| {key} | {_f(val)} |")
+    sweep = report.get("confidence_sweep") or []
+    if any(r.get("confidence") is not None for r in report.get("results", [])):
+        cols = ["correctness", "false_abstention", "abstention_unanswerable", "wrong_but_cited"]
+        lines += ["", "### The same answers at other `RAG_MIN_CONFIDENCE` cuts", ""]
+        lines += ["| min_confidence | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+        for row in sweep:
+            lines.append(f"| {row['min_confidence']:.1f} | " + " | ".join(_f(row[c]) for c in cols) + " |")
     return "\n".join(lines)
 
 

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rag.confidence import CALIBRATION, Calibration, Signals, fit_logistic  # noqa: E402
 from rag.evaluate import keywords_ok  # noqa: E402
 
-FEATURES = ("support_logit", "mean_logprob", "min_logprob", "top_cosine", "coverage")
+FEATURES = ("support_logit", "mean_logprob", "min_logprob", "top_cosine", "coverage", "colocation")
 
 
 def rows_of(report: Path, qa: dict[str, dict]) -> list[dict]:
@@ -62,7 +62,7 @@ def features(rows: list[dict], names: tuple[str, ...]) -> list[dict[str, float |
     for r in rows:
         s = Signals(**{k: r["signals"].get(k) for k in ("support", "mean_logprob", "min_logprob")},
                     top_cosine=r["signals"].get("top_cosine") or 0.0, coverage=r["signals"].get("coverage") or 0.0,
-                    foreign=not is_vietnamese(r["question"]))  # fmt: skip
+                    colocation=r["signals"].get("colocation"), foreign=not is_vietnamese(r["question"]))  # fmt: skip
         f = s.features()
         out.append({n: f[n] for n in names})
     return out

@@ -6,7 +6,9 @@ import pytest
 from rag.errors import QAFileError
 from rag.evaluate import (
     QAItem,
+    QAResult,
     answer_metrics,
+    confidence_sweep,
     contains_quote,
     first_hit_rank,
     keywords_ok,
@@ -221,3 +223,29 @@ def test_run_eval_asks_follow_ups_with_their_conversation(real_rag, tmp_path: Pa
     js, md = write_reports(report, tmp_path)
     assert json.loads(js.read_text("utf-8"))["answers"]["correctness"] == 1.0
     assert "f1" in md.read_text("utf-8")
+
+
+def _result(answerable: bool, **kw: object) -> QAResult:
+    base: dict = dict(id="x", question="q", answerable=answerable, answer="a", abstained=False, correct=None,
+                      citation_ok=None, citations=[], retrieval_ms=1.0, first_token_ms=1.0, total_ms=1.0,
+                      tokens_per_s=None)  # fmt: skip
+    return QAResult(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def test_confidence_sweep_replays_one_run_at_other_cuts() -> None:
+    cite = [{"n": 1}]
+    results = [
+        _result(True, correct=True, citations=cite, confidence=0.9),  # right, sure
+        _result(True, correct=True, citations=cite, confidence=0.55),  # right, barely kept at 0.5
+        _result(True, abstained=True, answer="…", withheld="w", withheld_correct=True, confidence=0.35),
+        _result(True, abstained=True, answer="…"),  # said "not found" itself: never rated
+        _result(False, correct=None, citations=cite, confidence=0.6),  # answered the unanswerable
+        _result(False, abstained=True, withheld="w", withheld_correct=False, confidence=0.2),
+    ]
+    by_cut = {row["min_confidence"]: row for row in confidence_sweep(results, (0.0, 0.5, 0.7))}
+    assert by_cut[0.5]["correctness"] == 0.5 and by_cut[0.5]["false_abstention"] == 0.5
+    assert by_cut[0.5]["wrong_but_cited"] == 1 / 6 and by_cut[0.5]["abstention_unanswerable"] == 0.5
+    # at 0: the held-back answers are shown again; at 0.7 only the sure one stays
+    assert by_cut[0.0]["correctness"] == 0.75 and by_cut[0.0]["wrong_but_cited"] == 2 / 6
+    assert by_cut[0.7]["correctness"] == 0.25 and by_cut[0.7]["abstention_unanswerable"] == 1.0
+    assert by_cut[0.7]["wrong_but_cited"] == 0.0
