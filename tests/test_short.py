@@ -45,3 +45,16 @@ def test_short_answer_falls_back_to_the_whole_answer() -> None:
         short_answer("Nó là gì?", "Một chiến lược dài hạn cho cả nước [2].")
         == "Một chiến lược dài hạn cho cả nước"
     )
+
+
+def test_snap_takes_the_documents_wording_for_a_nearly_copied_answer() -> None:
+    from rag.short import snap
+
+    passages = ['Ngoài Síp, Ireland, Malta và Anh Quốc lưu thông bên trái. Biệt danh "Wacko Jacko" ra đời.']
+    assert snap("Ireland, Malta, Anh Quốc", passages) == "Ireland, Malta và Anh Quốc"
+    assert snap("Wacko Jacko", passages) == "Wacko Jacko"
+    # a word the passage does not have there keeps the answer as the model wrote it
+    assert snap("lưu thông bên phải", passages) == "lưu thông bên phải"
+    assert snap("Argentina", passages) == "Argentina"
+    # a run that only holds the answer among many other words is a longer statement: left alone
+    assert snap("Ireland", passages) == "Ireland"
