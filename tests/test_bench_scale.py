@@ -13,11 +13,11 @@ def test_scale_rows_for_the_faiss_store(corpus_copy: Path) -> None:
     rows = bench_scale.scale([800], ["faiss", "postgres:100"], s, FakeEmbedder(), corpus_copy)
     assert len(rows) == 1  # postgres is capped at 100 chunks: skipped at 800
     r = rows[0]
-    assert (r["backend"], r["n"], r["index"]) == ("faiss", 800, "hnsw")
+    assert (r["backend"], r["n"], r["index"]) == ("faiss", 800, "hnsw-sq8")
     assert r["recall@10"] >= 0.9 and r["bm25_recall@10"] == 1.0
     assert r["hybrid_p50_ms"] > 0 and r["rss_mb"] > 0 and r["load_first_query_s"] > 0
     text = bench_scale.markdown(None, rows, "rag bench --scale 800", "test")
-    assert "| faiss | 800 | hnsw |" in text
+    assert "| faiss | 800 | hnsw-sq8 |" in text
 
 
 def test_scale_rows_for_the_postgres_store_kept_and_measured_again(pg, corpus_copy: Path) -> None:  # type: ignore[no-untyped-def]
