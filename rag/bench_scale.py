@@ -37,8 +37,8 @@ import numpy as np
 from .config import Settings
 from .embed import Embedder, make_embedder
 from .index import build_index
-from .stores import Build, Store, chunk_tokens, passage_text
-from .text import expand_abbreviations
+from .stores import Build, Store, Tokens, chunk_tokens, passage_text
+from .text import expand_abbreviations, folded_tokens, split_sentences, tokens
 from .types import Chunk
 
 logger = logging.getLogger(__name__)
@@ -74,8 +74,16 @@ def throughput(folder: Path, copies: int, settings: Settings, emb: Embedder) -> 
     }
 
 
-def synthetic(base: list[Chunk], vecs: np.ndarray, n: int, seed: int = 0) -> tuple[list[Chunk], np.ndarray]:
-    """``n`` chunks: vectors mixed from two or three real ones plus noise shaped like their spread."""
+Synthetic = tuple[list[Chunk], np.ndarray, list[Tokens]]
+
+
+def synthetic(base: list[Chunk], vecs: np.ndarray, n: int, seed: int = 0) -> Synthetic:
+    """``n`` chunks: vectors mixed from two or three real ones plus noise shaped like their spread.
+
+    The text of each is the real text of its heaviest part and one real sentence of the next
+    heaviest (so that texts, like vectors, are not thousands of copies of a few); its BM25 tokens
+    are those of the two pieces.
+    """
     rng = np.random.default_rng(seed)
     m, dim = vecs.shape
     centred = vecs - vecs.mean(0)
@@ -93,9 +101,27 @@ def synthetic(base: list[Chunk], vecs: np.ndarray, n: int, seed: int = 0) -> tup
         v /= np.linalg.norm(v, axis=1, keepdims=True)
         v += MIX_NOISE * (rng.standard_normal((len(v), m)).astype(np.float32) @ shape)
         out[sl] = v / np.linalg.norm(v, axis=1, keepdims=True)
-    heaviest = parts[np.arange(n), np.argmax(w, 1)]
-    chunks = [replace(base[j], chunk_id=f"syn#{i}", doc_id=f"syn{i // 100}") for i, j in enumerate(heaviest)]
-    return chunks, out
+    order = np.argsort(-w, axis=1, kind="stable")
+    first, second = parts[np.arange(n), order[:, 0]], parts[np.arange(n), order[:, 1]]
+    sents = [[c.text[a:b] for a, b in split_sentences(c.text)] or [c.text] for c in base]
+    pick = rng.random(n)
+    base_toks = [chunk_tokens(c) for c in base]
+    sent_toks: dict[tuple[int, int], Tokens] = {}
+    piece_toks: dict[tuple[int, int, int], Tokens] = {}
+    chunks, toks = [], []
+    for i, (h, o) in enumerate(zip(first.tolist(), second.tolist())):
+        j = int(pick[i] * len(sents[o]))
+        chunks.append(
+            replace(
+                base[h], chunk_id=f"syn#{i}", doc_id=f"syn{i // 100}", text=f"{base[h].text} {sents[o][j]}"
+            )
+        )
+        if (h, o, j) not in piece_toks:
+            if (o, j) not in sent_toks:
+                sent_toks[o, j] = {"norm": tokens(sents[o][j]), "fold": folded_tokens(sents[o][j])}
+            piece_toks[h, o, j] = {f: base_toks[h][f] + sent_toks[o, j][f] for f in base_toks[h]}
+        toks.append(piece_toks[h, o, j])
+    return chunks, out, toks
 
 
 def structure(vecs: np.ndarray, qvecs: np.ndarray) -> dict[str, float]:
@@ -126,16 +152,15 @@ def structure(vecs: np.ndarray, qvecs: np.ndarray) -> dict[str, float]:
             "lid_p50": float(np.median(lid))}  # fmt: skip
 
 
-def _fill(st: Store, chunks: list[Chunk], vecs: np.ndarray, build: Build, batch: int = 5000) -> None:
-    toks_by_text: dict[str, Any] = {}
+def _fill(st: Store, syn: Synthetic, build: Build, batch: int = 5000) -> None:
+    chunks, vecs, toks = syn
     for i in range(0, len(chunks), batch):
         part = chunks[i : i + batch]
-        toks = [toks_by_text.setdefault(c.text, chunk_tokens(c)) for c in part]
         files: dict[str, dict[str, Any]] = {}
         for c in part:
             f = files.setdefault(c.doc_id, {"sha256": c.doc_id, "title": c.title, "chunks": 0})
             f["chunks"] += 1
-        st.add(part, vecs[i : i + batch], toks, files, build)
+        st.add(part, vecs[i : i + batch], toks[i : i + batch], files, build)
     st.commit()
 
 
@@ -243,7 +268,8 @@ def scale(
     rows = []
     ctx = multiprocessing.get_context("spawn")
     for n in sizes:
-        chunks, vecs = synthetic(base, base_vecs, n)
+        syn = synthetic(base, base_vecs, n)
+        vecs = syn[1]
         exact = [top_k(vecs @ q, 10) for q in qvecs]
         shape = structure(vecs, qvecs)
         logger.info("synthetic set of %d: %s (real corpus: %s)", n, shape, real_shape)
@@ -268,7 +294,7 @@ def scale(
                 if backend == "faiss" and keep and not reused:
                     shutil.rmtree(kept, ignore_errors=True)  # an unfinished or other-sized run
                 if not reused:
-                    _fill(st, chunks, vecs, build)
+                    _fill(st, syn, build)
                 build_s = float("nan") if reused else time.perf_counter() - t
                 if backend != "faiss":
                     from .stores.postgres import PostgresStore

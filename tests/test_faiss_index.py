@@ -11,7 +11,7 @@ import pytest
 from rag import bench_scale
 from rag.index import build_index
 from rag.retrieve import Retriever
-from rag.stores import Build, faiss_index, query_tokens
+from rag.stores import Build, chunk_tokens, faiss_index, query_tokens
 from rag.stores import faiss as faiss_store
 from rag.stores.faiss import FaissStore
 from rag.types import Chunk
@@ -29,22 +29,27 @@ def base(tmp_path: Path, corpus_copy: Path) -> tuple[list[Chunk], np.ndarray]:
     return st.chunks(list(range(n))), np.array(st.loaded.vectors)
 
 
-def _store(folder: Path, chunks: list[Chunk], vecs: np.ndarray) -> FaissStore:
+def _store(folder: Path, syn: bench_scale.Synthetic) -> FaissStore:
     st = FaissStore(folder, hnsw_threshold=1000)
-    bench_scale._fill(st, chunks, vecs, Build(FakeEmbedder.id, FakeEmbedder.dim, 200, 1), batch=1000)
+    bench_scale._fill(st, syn, Build(FakeEmbedder.id, FakeEmbedder.dim, 200, 1), batch=1000)
     return FaissStore(folder)  # a fresh reader, as a server opens it
 
 
 def test_synthetic_vectors_are_distinct_and_keep_neighbour_structure(base) -> None:  # type: ignore[no-untyped-def]
-    chunks, vecs = bench_scale.synthetic(*base, N)
+    chunks, vecs, toks = bench_scale.synthetic(*base, N)
     bvecs = base[1]
+    assert len({c.text for c in chunks}) > N / 2  # texts are not a few repeated either (57 real ones here)
+    same = [Counter(t["norm"]) == Counter(chunk_tokens(c)["norm"]) for c, t in zip(chunks[:200], toks)]
+    assert np.mean(same) > 0.9  # the tokens of its two pieces are the tokens of its text
     assert vecs.shape == (N, bvecs.shape[1]) and np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
     sim = vecs @ vecs.T
     np.fill_diagonal(sim, -1)
     assert sim.max() < 0.99  # no exact or near duplicates
     to_base = vecs @ bvecs.T
     assert np.mean(to_base.max(1) > 0.98) < 0.05  # not copies of the real vectors either
-    own = np.array([next(j for j, b in enumerate(base[0]) if b.text == c.text) for c in chunks])
+    own = np.array(
+        [next(j for j, b in enumerate(base[0]) if c.text.startswith(b.text + " ")) for c in chunks]
+    )
     near3 = np.argsort(-to_base, axis=1)[:, :3]
     assert np.mean([o in row for o, row in zip(own, near3)]) > 0.9  # its text's own vector is near
     shape = bench_scale.structure(vecs, bvecs[:20])
@@ -52,8 +57,8 @@ def test_synthetic_vectors_are_distinct_and_keep_neighbour_structure(base) -> No
 
 
 def test_quantised_hnsw_recall_reload_and_incremental_commit(tmp_path: Path, base) -> None:  # type: ignore[no-untyped-def]
-    chunks, vecs = bench_scale.synthetic(*base, N)
-    st = _store(tmp_path / "idx", chunks, vecs)
+    syn = chunks, vecs, _ = bench_scale.synthetic(*base, N)
+    st = _store(tmp_path / "idx", syn)
     m = st.manifest()
     assert m is not None and m.index_type == "hnsw-sq8"
     assert (tmp_path / "idx" / f"vectors-{m.build}.npy").exists()
@@ -82,13 +87,13 @@ def test_quantised_hnsw_recall_reload_and_incremental_commit(tmp_path: Path, bas
 def test_float_hnsw_index_built_before_still_loads(
     tmp_path: Path, base, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
-    chunks, vecs = bench_scale.synthetic(*base, 1500)
+    syn = chunks, vecs, _ = bench_scale.synthetic(*base, 1500)
 
     def float_hnsw(dim: int, n: int, threshold: int) -> faiss.Index:
         return faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
 
     monkeypatch.setattr(faiss_store, "make_faiss", float_hnsw)
-    _store(tmp_path / "idx", chunks, vecs)
+    _store(tmp_path / "idx", syn)
     monkeypatch.undo()
     st = FaissStore(tmp_path / "idx")
     assert st.info().index_type == "hnsw" and not list((tmp_path / "idx").glob("vectors-*"))
@@ -99,8 +104,8 @@ def test_float_hnsw_index_built_before_still_loads(
 def test_pruned_bm25_equals_every_posting_summed(
     tmp_path: Path, base, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
-    chunks, vecs = bench_scale.synthetic(*base, N)
-    st = _store(tmp_path / "idx", chunks, vecs)
+    syn = chunks, vecs, _ = bench_scale.synthetic(*base, N)
+    st = _store(tmp_path / "idx", syn)
     m = st.manifest()
     assert m is not None
     full = {

@@ -105,7 +105,9 @@ class Postings:
 
     def __init__(self, bm: Any) -> None:
         sc = bm.scores
-        self.data, self.rows, self.ptr = sc["data"], sc["indices"], sc["indptr"]
+        # plain views of the memory maps: slicing an np.memmap costs more than the search itself
+        self.data, self.rows = np.asarray(sc["data"]), np.asarray(sc["indices"])
+        self.ptr = np.asarray(sc["indptr"])
         self.n = int(sc["num_docs"])
         self.vocab: dict[str, int] = bm.vocab_dict
         extra = getattr(bm, "nonoccurrence_array", None)
@@ -150,7 +152,9 @@ def _lookup(out: np.ndarray, rows: np.ndarray, term: _Term) -> None:
     post = p.rows[s:e]
     if e == s:
         return
-    pos = np.minimum(np.searchsorted(post, rows), e - s - 1)
+    pos = np.minimum(
+        np.searchsorted(post, rows.astype(post.dtype, copy=False)), e - s - 1
+    )  # same dtype: no copy
     hit = post[pos] == rows
     w = p.data[s:e][pos[hit]]
     out[hit] += w * np.float32(c) if c != 1 else w
