@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 from rag import bench_scale
 from rag.config import Settings
 
@@ -35,3 +37,19 @@ def test_scale_rows_for_the_postgres_store_kept_and_measured_again(pg, corpus_co
     from rag.stores.postgres import PostgresStore
 
     PostgresStore.drop(primary.url, "scale_300")
+
+
+def test_kept_faiss_collection_is_measured_again(
+    corpus_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import math
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "t"))
+    (tmp_path / "t").mkdir()
+    s = Settings(corpus_dir=str(corpus_copy), index_dir="/nonexistent", hnsw_threshold=500)
+    first = bench_scale.scale([600], ["faiss"], s, FakeEmbedder(), corpus_copy, keep=True)[0]
+    assert (tmp_path / "t" / "rag-scale-faiss-600" / "manifest.json").exists()
+    again = bench_scale.scale([600], ["faiss"], s, FakeEmbedder(), corpus_copy, keep=True)[0]
+    assert first["build_s"] > 0 and math.isnan(again["build_s"])
+    assert again["recall@10"] == first["recall@10"] and again["index"] == "hnsw-sq8"

@@ -11,7 +11,7 @@ import pytest
 from rag import bench_scale
 from rag.index import build_index
 from rag.retrieve import Retriever
-from rag.stores import Build, chunk_tokens, faiss_index, query_tokens
+from rag.stores import Build, chunk_tokens, faiss_index, postings, query_tokens
 from rag.stores import faiss as faiss_store
 from rag.stores.faiss import FaissStore
 from rag.types import Chunk
@@ -101,9 +101,13 @@ def test_float_hnsw_index_built_before_still_loads(
     assert st.dense_search(q, 1)[0][0] == 5
 
 
+@pytest.mark.parametrize("compiled", [True, False], ids=["numba", "numpy"])
 def test_pruned_bm25_equals_every_posting_summed(
-    tmp_path: Path, base, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, base, monkeypatch: pytest.MonkeyPatch, compiled: bool
 ) -> None:  # type: ignore[no-untyped-def]
+    if compiled and not postings.NUMBA:
+        pytest.skip("numba is not installed (pip install 'rag-vi[fast]')")
+    monkeypatch.setattr(postings, "NUMBA", compiled)
     syn = chunks, vecs, _ = bench_scale.synthetic(*base, N)
     st = _store(tmp_path / "idx", syn)
     m = st.manifest()
@@ -112,8 +116,8 @@ def test_pruned_bm25_equals_every_posting_summed(
         f: bm25s.BM25.load(str(tmp_path / "idx" / f"bm25-{m.build}" / f), mmap=True) for f in ("norm", "fold")
     }
     lookups = []
-    real = faiss_index._lookup
-    monkeypatch.setattr(faiss_index, "_lookup", lambda *a: (lookups.append(1), real(*a))[1])
+    real = postings._lookup
+    monkeypatch.setattr(postings, "_lookup", lambda *a: (lookups.append(1), real(*a))[1])
     words = [{w for w in c.text.lower().split() if w.isalpha()} for c in base[0]]
     df = Counter(w for ws in words for w in ws)
     texts = [c.text.split(". ")[0] for c in base[0]] + ["của và là các những", "thủ tục và hồ sơ"]

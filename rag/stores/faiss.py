@@ -38,9 +38,6 @@ from .faiss_index import (
     EF_SEARCH,
     HNSW_THRESHOLD,
     SQ8,
-    Postings,
-    bm25_at,
-    bm25_top,
     dense_search,
     faiss_vectors,
     fill,
@@ -49,6 +46,7 @@ from .faiss_index import (
     top_k,
 )
 from .manifest import MANIFEST, Manifest, atomic_write, read_manifest, versions
+from .postings import Postings, bm25_at, bm25_top
 
 __all__ = ["FaissStore", "Manifest", "make_faiss", "read_manifest", "top_k"]
 

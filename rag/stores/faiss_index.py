@@ -1,4 +1,4 @@
-"""The FAISS store's search structures: the dense index, and BM25 over memory-mapped postings.
+"""The FAISS store's dense index: exact below a threshold, quantised HNSW re-ranked above.
 
 Dense: exact inner product (``IndexFlatIP``) below the HNSW threshold. Above it, an HNSW graph
 over 8-bit scalar-quantised vectors (``IndexHNSWSQ``: a quarter of float32's memory), whose
@@ -6,16 +6,10 @@ over 8-bit scalar-quantised vectors (``IndexHNSWSQ``: a quarter of float32's mem
 memory-mapped from ``vectors-<build>.npy`` (only the rows a query touches are paged in).
 Indexes built before with HNSW over float vectors (``hnsw``) still load and search as before.
 
-Sparse: bm25s builds and saves each field's index (every term's BM25 weight in every chunk, rows
-sorted). A query sums its terms' postings, with MaxScore pruning: the terms whose postings are
-long (stop words, mostly) are scored only for the chunks that can still reach the top k, given
-the best score each such term can add; when the bound does not prune, every posting is summed.
-The top k is exact either way, ties broken by row as ``top_k`` does.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -26,7 +20,6 @@ EF_CONSTRUCTION = 80
 EF_SEARCH = 256  # recall@10 .999 at 100k synthetic chunks with the exact re-ranking (BENCHMARKS.md)
 RERANK = 100  # quantised candidates re-scored exactly
 SQ_TRAIN = 100_000  # vectors sampled to train the quantiser (a min and max per dimension)
-LONG = 1 / 16  # a term's postings are long above this share of the chunks
 SQ8 = "hnsw-sq8"
 
 
@@ -98,98 +91,3 @@ def dense_search(
     rows = np.sort(ids[0][ids[0] >= 0])  # in file order: the memory-mapped reads go forward
     exact = np.asarray(vectors[rows], np.float32) @ q
     return [(int(rows[i]), float(exact[i])) for i in top_k(exact, k)]
-
-
-class Postings:
-    """One field's BM25 index, as bm25s saved it (memory-mapped): each term's rows and weights."""
-
-    def __init__(self, bm: Any) -> None:
-        sc = bm.scores
-        # plain views of the memory maps: slicing an np.memmap costs more than the search itself
-        self.data, self.rows = np.asarray(sc["data"]), np.asarray(sc["indices"])
-        self.ptr = np.asarray(sc["indptr"])
-        self.n = int(sc["num_docs"])
-        self.vocab: dict[str, int] = bm.vocab_dict
-        extra = getattr(bm, "nonoccurrence_array", None)
-        if extra is not None:  # BM25L / BM25+: a score for absent terms; the store builds Lucene's
-            raise ValueError("only BM25 variants without a non-occurrence score are supported")
-        self._max: dict[int, float] = {}
-
-    def span(self, term: int) -> tuple[int, int]:
-        return int(self.ptr[term]), int(self.ptr[term + 1])
-
-    def best(self, term: int) -> float:
-        """The largest weight of ``term`` in any chunk (cached: stop words recur in every query)."""
-        if term not in self._max:
-            s, e = self.span(term)
-            self._max[term] = float(self.data[s:e].max()) if e > s else 0.0
-        return self._max[term]
-
-
-_Term = tuple[Postings, int, int, float]  # postings, term id, count in the query, upper bound
-
-
-def _terms(fields: list[tuple[Postings, list[str]]]) -> tuple[list[_Term], list[_Term]]:
-    """The query's terms, short postings then long, each by upper bound (one order for every sum)."""
-    short: list[_Term] = []
-    long: list[_Term] = []
-    for p, toks in fields:
-        for t, c in Counter(p.vocab[x] for x in toks if x in p.vocab).items():
-            s, e = p.span(t)
-            (long if e - s > p.n * LONG else short).append((p, t, c, c * p.best(t)))
-    return sorted(short, key=lambda x: -x[3]), sorted(long, key=lambda x: -x[3])
-
-
-def _add(acc: np.ndarray, term: _Term) -> None:
-    p, t, c, _ = term
-    s, e = p.span(t)
-    np.add.at(acc, p.rows[s:e], p.data[s:e] * np.float32(c) if c != 1 else p.data[s:e])
-
-
-def _lookup(out: np.ndarray, rows: np.ndarray, term: _Term) -> None:
-    p, t, c, _ = term
-    s, e = p.span(t)
-    post = p.rows[s:e]
-    if e == s:
-        return
-    pos = np.minimum(
-        np.searchsorted(post, rows.astype(post.dtype, copy=False)), e - s - 1
-    )  # same dtype: no copy
-    hit = post[pos] == rows
-    w = p.data[s:e][pos[hit]]
-    out[hit] += w * np.float32(c) if c != 1 else w
-
-
-def bm25_top(fields: list[tuple[Postings, list[str]]], k: int) -> list[tuple[int, float]]:
-    """(row, BM25 summed over ``fields``) of the ``k`` best chunks with a positive score."""
-    if not fields or k <= 0:
-        return []
-    n = fields[0][0].n
-    short, long = _terms(fields)
-    acc = np.zeros(n, np.float32)
-    for term in short:
-        _add(acc, term)
-    if long:
-        bound = float(sum(x[3] for x in long))  # the most the long terms add to any chunk
-        hit = np.flatnonzero(acc)
-        kth = float(np.partition(acc[hit], len(hit) - k)[len(hit) - k]) if len(hit) >= k else 0.0
-        cand = hit[acc[hit] + bound >= kth] if kth > bound else None
-        postings = sum(e - s for s, e in (x[0].span(x[1]) for x in long))
-        if cand is not None and len(cand) * len(long) * 20 < postings:  # ~20 steps a binary search
-            s = acc[cand]
-            for term in long:
-                _lookup(s, cand, term)
-            return [(int(cand[i]), float(s[i])) for i in top_k(s, k) if s[i] > 0]
-        for term in long:  # no pruning: every posting
-            _add(acc, term)
-    return [(int(i), float(acc[i])) for i in top_k(acc, k) if acc[i] > 0]
-
-
-def bm25_at(fields: list[tuple[Postings, list[str]]], rows: list[int]) -> np.ndarray:
-    """BM25 of given rows, summed in the same order as ``bm25_top`` (the same float32 values)."""
-    r = np.asarray(rows, np.int64)
-    out = np.zeros(len(r), np.float32)
-    short, long = _terms(fields)
-    for term in short + long:
-        _lookup(out, r, term)
-    return out
