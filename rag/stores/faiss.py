@@ -5,14 +5,16 @@ Layout of a collection's folder::
     manifest.json            what was built, with what; names the files below
     chunks-<build>.jsonl     one chunk a line; offsets-<build>.npy says where each line starts
     tokens-<build>.jsonl     each chunk's BM25 tokens (to rebuild BM25 when files change)
-    dense-<build>.faiss      normalised vectors: exact inner product, HNSW above a threshold
+    dense-<build>.faiss      normalised vectors: exact inner product; above a threshold, HNSW over
+                             8-bit quantised vectors (older builds: HNSW over float vectors)
+    vectors-<build>.npy      the float vectors of a quantised build, memory-mapped (exact re-ranking)
     bm25-<build>/norm|fold/  the two bm25s indexes, memory-mapped when loaded
     pending/                 files added since the last commit (kept if the process is killed)
 
 A commit writes a new build beside the old one and replaces the manifest last with
 ``os.replace``: readers see the old build or the new one, never half of one. Loading reads no
-chunk text (lines are read on demand), memory-maps BM25, and takes the vectors from the FAISS
-index itself rather than from a second copy.
+chunk text (lines are read on demand), memory-maps BM25 and a quantised build's float vectors,
+and takes an exact index's vectors from the FAISS index itself rather than from a second copy.
 """
 
 from __future__ import annotations
