@@ -112,6 +112,16 @@ def test_pruned_bm25_equals_every_posting_summed(
     st = _store(tmp_path / "idx", syn)
     m = st.manifest()
     assert m is not None
+    p = st.loaded.bm25["fold"]
+    assert p.maxima is not None  # saved at build: the bounds without reading the postings
+    for t in range(0, len(p.ptr) - 1, 7):
+        s, e = p.span(t)
+        assert p.maxima[t] == (p.data[s:e].max() if e > s else 0)
+    if not compiled:  # and a build from before the maxima were saved: bounds computed when needed
+        for f in (tmp_path / "idx").glob("bm25-*/*/maxima.npy"):
+            f.unlink()
+        st = FaissStore(tmp_path / "idx")
+        assert st.loaded.bm25["fold"].maxima is None
     full = {
         f: bm25s.BM25.load(str(tmp_path / "idx" / f"bm25-{m.build}" / f), mmap=True) for f in ("norm", "fold")
     }

@@ -48,7 +48,7 @@ from .faiss_index import (
     top_k,
 )
 from .manifest import MANIFEST, Manifest, atomic_write, read_manifest, versions
-from .postings import Postings, bm25_at, bm25_top
+from .postings import Postings, bm25_at, bm25_top, save_maxima
 
 __all__ = ["FaissStore", "Manifest", "make_faiss", "read_manifest", "top_k"]
 
@@ -79,8 +79,9 @@ class _Loaded:
         self.chunk_path = folder / f"chunks-{b}.jsonl"
         self._fh = open(self.chunk_path, "rb")  # noqa: SIM115 - kept open: readable after a new commit
         self.bm25 = {
-            f: Postings(bm25s.BM25.load(str(folder / f"bm25-{b}" / f), mmap=True, show_progress=False))
+            f: Postings(bm25s.BM25.load(str(d / f), mmap=True, show_progress=False), d / f)
             for f in (FIELDS if m.count else ())
+            for d in [folder / f"bm25-{b}"]
         }
         if not (self.index.ntotal == len(self.offsets) - 1 == m.count == len(self.vectors)):
             raise IndexMismatchError(
@@ -385,3 +386,4 @@ class FaissStore:
             bm = bm25s.BM25()
             bm.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False)
             bm.save(str(tmp / "bm25" / f), show_progress=False)
+            save_maxima(bm, tmp / "bm25" / f)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from itertools import groupby
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -75,10 +76,23 @@ def _merge_add(s, cand, rows, data, start, end, w):  # type: ignore[no-untyped-d
             s[i] += data[j] * w
 
 
+MAXIMA = "maxima.npy"  # beside bm25s' files: each term's largest weight (the pruning bounds)
+
+
+def save_maxima(bm: Any, folder: Path) -> None:
+    """Write each term's largest weight: a search then never reads a long posting just for its bound."""
+    data, ptr = np.asarray(bm.scores["data"]), np.asarray(bm.scores["indptr"])
+    out = np.zeros(len(ptr) - 1, np.float32)
+    full = ptr[1:] > ptr[:-1]
+    if full.any():
+        out[full] = np.maximum.reduceat(data, ptr[:-1][full])
+    np.save(folder / MAXIMA, out)
+
+
 class Postings:
     """One field's BM25 index, as bm25s saved it (memory-mapped): each term's rows and weights."""
 
-    def __init__(self, bm: Any) -> None:
+    def __init__(self, bm: Any, folder: Path | None = None) -> None:
         sc = bm.scores
         # plain views of the memory maps: slicing an np.memmap costs more than the search itself
         self.data, self.rows = np.asarray(sc["data"]), np.asarray(sc["indices"])
@@ -88,12 +102,16 @@ class Postings:
         if getattr(bm, "nonoccurrence_array", None) is not None:  # BM25L / BM25+; the store builds Lucene's
             raise ValueError("only BM25 variants without a non-occurrence score are supported")
         self._max: dict[int, float] = {}
+        path = folder / MAXIMA if folder is not None else None
+        self.maxima = np.load(path) if path is not None and path.exists() else None  # older builds: none
 
     def span(self, term: int) -> tuple[int, int]:
         return int(self.ptr[term]), int(self.ptr[term + 1])
 
     def best(self, term: int) -> float:
         """The largest weight of ``term`` in any chunk (cached: stop words recur in every query)."""
+        if self.maxima is not None:
+            return float(self.maxima[term])
         if term not in self._max:
             s, e = self.span(term)
             self._max[term] = float(self.data[s:e].max()) if e > s else 0.0
