@@ -337,7 +337,7 @@ def markdown(tp: dict[str, float] | None, rows: list[dict[str, Any]], command: s
         ]
     if rows:
         out += [
-            f"Synthetic chunks: real chunk texts; each vector a random mixture of two or three real chunk "
+            f"Synthetic chunks: a real chunk's text and a real sentence of another; each vector a random mixture of two or three real chunk "
             f"embeddings plus noise shaped like their spread (x{MIX_NOISE}), re-normalised. {rows[0]['queries']} "
             "queries (a real sentence, its real query embedding). Load, first query, RSS and latency measured "
             "in a fresh process; hybrid = dense + BM25 + fusion, without the query embedding "
