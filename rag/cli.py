@@ -327,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument(
         "--keep",
         action="store_true",
-        help="--scale: keep the PostgreSQL collections, and measure a complete one again instead of refilling it",
+        help="--scale: keep the collections (PostgreSQL, and FAISS in the temp dir), and measure a complete one again instead of refilling it",
     )
     pb.add_argument(
         "--corpus", default=str(PROJECT_ROOT.parent / "shared" / "corpora" / "viquad2-dev" / "corpus"),

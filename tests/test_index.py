@@ -98,7 +98,7 @@ def test_empty_corpus_builds_nothing(tmp_path: Path) -> None:
 def test_hnsw_above_threshold(tmp_path: Path, corpus_copy: Path) -> None:
     s = Settings(index_dir=str(tmp_path / "idx"), corpus_dir=str(corpus_copy), hnsw_threshold=10)
     report = build_index(settings=s, embedder=FakeEmbedder())
-    assert report.index_type == "hnsw"
+    assert report.index_type == "hnsw-sq8"
     r = Retriever.load(s.index_dir, FakeEmbedder())
     assert "HNSW" in type(FaissStore(s.index_dir).loaded.index).__name__
     assert "13.000" in r.search("Bưu điện Việt Nam có bao nhiêu điểm giao dịch", k=1)[0].text

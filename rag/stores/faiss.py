@@ -5,14 +5,16 @@ Layout of a collection's folder::
     manifest.json            what was built, with what; names the files below
     chunks-<build>.jsonl     one chunk a line; offsets-<build>.npy says where each line starts
     tokens-<build>.jsonl     each chunk's BM25 tokens (to rebuild BM25 when files change)
-    dense-<build>.faiss      normalised vectors: exact inner product, HNSW above a threshold
+    dense-<build>.faiss      normalised vectors: exact inner product; above a threshold, HNSW over
+                             8-bit quantised vectors (older builds: HNSW over float vectors)
+    vectors-<build>.npy      the float vectors of a quantised build, memory-mapped (exact re-ranking)
     bm25-<build>/norm|fold/  the two bm25s indexes, memory-mapped when loaded
     pending/                 files added since the last commit (kept if the process is killed)
 
 A commit writes a new build beside the old one and replaces the manifest last with
 ``os.replace``: readers see the old build or the new one, never half of one. Loading reads no
-chunk text (lines are read on demand), memory-maps BM25, and takes the vectors from the FAISS
-index itself rather than from a second copy.
+chunk text (lines are read on demand), memory-maps BM25 and a quantised build's float vectors,
+and takes an exact index's vectors from the FAISS index itself rather than from a second copy.
 """
 
 from __future__ import annotations
@@ -34,50 +36,25 @@ import numpy as np
 from ..errors import IndexMismatchError, IndexNotFoundError
 from ..types import Chunk
 from . import DEFAULT_COLLECTION, FIELDS, Build, StoreInfo, Tokens
+from .faiss_index import (
+    EF_SEARCH,
+    HNSW_THRESHOLD,
+    SQ8,
+    dense_search,
+    faiss_vectors,
+    fill,
+    index_type,
+    make_faiss,
+    top_k,
+)
 from .manifest import MANIFEST, Manifest, atomic_write, read_manifest, versions
+from .postings import Postings, bm25_at, bm25_top, save_maxima
 
-__all__ = ["FaissStore", "Manifest", "read_manifest"]
+__all__ = ["FaissStore", "Manifest", "make_faiss", "read_manifest", "top_k"]
 
 logger = logging.getLogger(__name__)
 
 PENDING = "pending"
-HNSW_THRESHOLD = 50_000
-EF_SEARCH = 128
-
-
-def make_faiss(dim: int, n: int, hnsw_threshold: int = HNSW_THRESHOLD) -> Any:
-    import faiss
-
-    if n >= hnsw_threshold:
-        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 80
-        index.hnsw.efSearch = EF_SEARCH
-        return index
-    return faiss.IndexFlatIP(dim)
-
-
-def faiss_vectors(index: Any) -> np.ndarray:
-    """The vectors held by a flat or HNSW-flat index, as a view (no copy)."""
-    import faiss
-
-    flat: Any = index if isinstance(index, faiss.IndexFlat) else faiss.downcast_index(index.storage)
-    if index.ntotal == 0:
-        return np.zeros((0, index.d), np.float32)
-    return faiss.rev_swig_ptr(flat.get_xb(), index.ntotal * index.d).reshape(index.ntotal, index.d)
-
-
-def top_k(s: np.ndarray, k: int) -> np.ndarray:
-    """The indices of the ``k`` largest scores, best first, ties by index (as a stable sort of all).
-
-    A partial selection first: sorting a million scores costs more than the search itself.
-    """
-    if k >= len(s):
-        return np.argsort(-s, kind="stable")
-    kth = np.partition(s, len(s) - k)[len(s) - k]  # the k-th largest score
-    above = np.flatnonzero(s > kth)
-    ties = np.flatnonzero(s == kth)[: k - len(above)]
-    pick = np.concatenate([above, ties])
-    return pick[np.lexsort((pick, -s[pick]))]
 
 
 class _Loaded:
@@ -93,33 +70,27 @@ class _Loaded:
         self.index = faiss.read_index(str(folder / f"dense-{b}.faiss"))
         if hasattr(self.index, "hnsw"):
             self.index.hnsw.efSearch = EF_SEARCH
-        self.vectors = faiss_vectors(self.index)
+        self.rerank = m.index_type == SQ8  # quantised: the float vectors are kept beside, memory-mapped
+        if self.rerank:
+            self.vectors = np.load(folder / f"vectors-{b}.npy", mmap_mode="r")
+        else:
+            self.vectors = faiss_vectors(self.index)
         self.offsets = np.load(folder / f"offsets-{b}.npy", mmap_mode="r")
         self.chunk_path = folder / f"chunks-{b}.jsonl"
         self._fh = open(self.chunk_path, "rb")  # noqa: SIM115 - kept open: readable after a new commit
         self.bm25 = {
-            f: bm25s.BM25.load(str(folder / f"bm25-{b}" / f), mmap=True, show_progress=False)
+            f: Postings(bm25s.BM25.load(str(d / f), mmap=True, show_progress=False), d / f)
             for f in (FIELDS if m.count else ())
+            for d in [folder / f"bm25-{b}"]
         }
-        if not (self.index.ntotal == len(self.offsets) - 1 == m.count):
+        if not (self.index.ntotal == len(self.offsets) - 1 == m.count == len(self.vectors)):
             raise IndexMismatchError(
                 f"the index in {folder} is inconsistent ({m.count} chunks, {self.index.ntotal} "
                 f"vectors) — rebuild it with: rag index <corpus folder> --out {folder}"
             )
-        self.lock = threading.Lock()  # bm25s keeps per-call state
-        self._last: tuple[tuple[tuple[str, ...], ...], np.ndarray] | None = None
 
-    def sparse(self, query: Tokens) -> np.ndarray:
-        key = tuple(tuple(query.get(f) or ()) for f in FIELDS)
-        with self.lock:
-            if self._last is not None and self._last[0] == key:
-                return self._last[1]  # the candidates' scores of the query just searched
-            out = np.zeros(self.manifest.count, np.float32)
-            for f in self.bm25:
-                if query.get(f):
-                    out += self.bm25[f].get_scores(list(query[f]))
-            self._last = (key, out)
-        return out
+    def fields(self, query: Tokens) -> list[tuple[Postings, list[str]]]:
+        return [(self.bm25[f], list(query[f])) for f in self.bm25 if query.get(f)]
 
     def chunks(self, rows: list[int]) -> list[Chunk]:
         out = []
@@ -173,20 +144,20 @@ class FaissStore:
         return Build(m.embedder, m.dim, m.chunk_tokens, m.overlap_sentences, m.calibration)
 
     def dense_search(self, qv: np.ndarray, k: int) -> list[tuple[int, float]]:
-        idx = self.loaded.index
-        scores, ids = idx.search(np.asarray(qv, np.float32)[None, :], min(k, idx.ntotal))
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        ld = self.loaded
+        return dense_search(ld.index, ld.vectors, qv, k, ld.rerank)
 
     def sparse_search(self, query: Tokens, k: int) -> list[tuple[int, float]]:
-        s = self.loaded.sparse(query)
-        return [(int(i), float(s[i])) for i in top_k(s, k) if s[i] > 0]
+        return bm25_top(self.loaded.fields(query), k)
 
     def scores(
         self, rows: list[int], qv: np.ndarray | None, query: Tokens | None
     ) -> tuple[np.ndarray | None, np.ndarray | None]:
         ld = self.loaded
-        dense = ld.vectors[rows] @ np.asarray(qv, np.float32) if qv is not None else None
-        sparse = ld.sparse(query)[rows] if query is not None else None
+        dense = (
+            np.asarray(ld.vectors[rows], np.float32) @ np.asarray(qv, np.float32) if qv is not None else None
+        )
+        sparse = bm25_at(ld.fields(query), rows) if query is not None else None
         return dense, sparse
 
     def chunks(self, rows: list[int]) -> list[Chunk]:
@@ -325,7 +296,7 @@ class FaissStore:
         index = make_faiss(build.dim, count, self.hnsw_threshold)
         tmp = Path(tempfile.mkdtemp(dir=self.dir, prefix=".build-"))
         try:
-            digest, n = self._write_rows(tmp, m, state, index)
+            digest, n = self._write_rows(tmp, m, state, index, count)
             bid = digest.hexdigest()[:12]
             self._write_bm25(tmp, n)
             manifest = Manifest(
@@ -334,15 +305,14 @@ class FaissStore:
                 dim=build.dim,
                 chunk_tokens=build.chunk_tokens,
                 overlap_sentences=build.overlap_sentences,
-                index_type="hnsw" if hasattr(index, "hnsw") else "flat",
+                index_type=index_type(index),
                 count=n,
                 files=files,
                 versions=versions(),
                 calibration=build.calibration,
             )
-            for name, final in zip(
-                ["chunks.jsonl", "offsets.npy", "tokens.jsonl", "dense.faiss", "bm25"], manifest.names()
-            ):
+            for final in manifest.names():
+                name = final.replace(f"-{bid}", "")  # chunks-<build>.jsonl was written as chunks.jsonl
                 if (self.dir / final).exists() and m is not None and m.build == bid:
                     continue  # the same build again (e.g. a removed file re-added)
                 os.replace(tmp / name, self.dir / final)
@@ -359,14 +329,18 @@ class FaissStore:
             self._loaded = None
 
     def _write_rows(
-        self, tmp: Path, m: Manifest | None, state: dict[str, Any], index: Any
+        self, tmp: Path, m: Manifest | None, state: dict[str, Any], index: Any, count: int
     ) -> tuple[Any, int]:
+        """Chunks, tokens and vectors of the next build; a quantised index keeps the floats beside."""
         import faiss
 
         digest = hashlib.sha1()
         offsets = [0]
         batch: list[np.ndarray] = []
         n = 0
+        floats = None
+        if index_type(index) == SQ8:  # written as they come, then the quantiser trained on them
+            floats = np.lib.format.open_memmap(tmp / "vectors.npy", "w+", np.float32, (count, index.d))
         with open(tmp / "chunks.jsonl", "wb") as cf, open(tmp / "tokens.jsonl", "w", encoding="utf-8") as tf:
             for line, toks, vec in self._rows(m, state):
                 data = (line + "\n").encode("utf-8")
@@ -374,7 +348,12 @@ class FaissStore:
                 offsets.append(offsets[-1] + len(data))
                 tf.write(json.dumps(toks, ensure_ascii=False) + "\n")
                 digest.update(data)
-                batch.append(np.array(vec, np.float32))  # a copy: ``vec`` may view the old index
+                if floats is not None:
+                    if n >= count:
+                        raise IndexMismatchError(f"more chunks than the {count} the files list in {self.dir}")
+                    floats[n] = vec
+                else:
+                    batch.append(np.array(vec, np.float32))  # a copy: ``vec`` may view the old index
                 n += 1
                 if len(batch) == 4096:
                     index.add(np.stack(batch))
@@ -383,6 +362,12 @@ class FaissStore:
                 index.add(np.stack(batch))
             os.fsync(cf.fileno())
             os.fsync(tf.fileno())
+        if floats is not None:
+            if n != count:
+                raise IndexMismatchError(f"{n} chunks where the files list {count} in {self.dir}")
+            fill(index, floats)
+            floats.flush()
+            del floats
         np.save(tmp / "offsets.npy", np.asarray(offsets, np.int64))
         faiss.write_index(index, str(tmp / "dense.faiss"))
         return digest, n
@@ -401,3 +386,4 @@ class FaissStore:
             bm = bm25s.BM25()
             bm.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False)
             bm.save(str(tmp / "bm25" / f), show_progress=False)
+            save_maxima(bm, tmp / "bm25" / f)

@@ -33,7 +33,10 @@ class Manifest:
 
     def names(self) -> list[str]:
         b = self.build
-        return [f"chunks-{b}.jsonl", f"offsets-{b}.npy", f"tokens-{b}.jsonl", f"dense-{b}.faiss", f"bm25-{b}"]
+        out = [f"chunks-{b}.jsonl", f"offsets-{b}.npy", f"tokens-{b}.jsonl", f"dense-{b}.faiss", f"bm25-{b}"]
+        if self.index_type == "hnsw-sq8":  # a quantised index: its float vectors beside it
+            out.append(f"vectors-{b}.npy")
+        return out
 
 
 def atomic_write(path: Path, write: Callable[[str], Any]) -> None:
