@@ -14,15 +14,9 @@ import math
 import re
 
 from .short import QUESTION_SYLLABLES, question_word_at
-from .text import fold, match_form, split_sentences
+from .text import split_sentences, syllables
 
-_SYL = re.compile(r"\w+")
 _MARK = re.compile(r"\s*\[\d+(?:\s*[,;]\s*\d+)*\]")
-
-
-def syllables(text: str) -> list[str]:
-    """Accent-folded, lower-case syllables (so a question typed without marks matches)."""
-    return _SYL.findall(fold(match_form(text)))
 
 
 def echoes_question(question: str, answer: str) -> bool:

@@ -13,7 +13,7 @@ import re
 from collections import Counter
 from difflib import SequenceMatcher
 
-from .text import fold, match_form
+from .text import fold, match_form, syllables
 
 # A run of passage words holding all of a short answer's words and few more (syllable F1 at least
 # this) is the answer in the document's wording ("Ireland, Malta và Anh Quốc" for "Ireland, Malta,
@@ -97,15 +97,11 @@ _SPAN_WORD = re.compile(r"\S+")
 _SPAN_PUNCT = " ,.;:!?…()[]\"'“”"
 
 
-def _syllables(text: str) -> list[str]:
-    return [fold(match_form(w)) for w in re.findall(r"\w+", text)]
-
-
-def _f1(a: list[str], b: list[str]) -> float:
-    common = sum((Counter(a) & Counter(b)).values())
+def _f1(want: Counter[str], got: list[str]) -> float:
+    common = sum((want & Counter(got)).values())
     if not common:
         return 0.0
-    p, r = common / len(b), common / len(a)
+    p, r = common / len(got), common / want.total()
     return 2 * p * r / (p + r)
 
 
@@ -113,20 +109,21 @@ def snap(answer: str, passages: list[str], min_f1: float = SNAP_F1) -> str:
     """The shortest run of passage words that holds every word of ``answer`` and little more
     (syllable F1 ≥ ``min_f1``), so the short answer shown is the document's own wording:
     "Ireland, Malta, Anh Quốc" → "Ireland, Malta và Anh Quốc". Otherwise ``answer`` unchanged."""
-    want = _syllables(answer)
+    want = syllables(answer)
     if not want:
         return answer
+    need = Counter(want)
     best, best_score, best_len = answer, 0.0, 0
     for text in passages:
         words = list(_SPAN_WORD.finditer(text))
-        sylls = [_syllables(w.group()) for w in words]
+        sylls = [syllables(w.group()) for w in words]
         for i in range(len(words)):
             got: list[str] = []
             for j in range(i, min(len(words), i + len(want) + 3)):
-                got = got + sylls[j]
-                if Counter(want) - Counter(got):
+                got += sylls[j]
+                if need - Counter(got):
                     continue  # a run that leaves out a word of the answer says something else
-                score = _f1(want, got)
+                score = _f1(need, got)
                 if score > best_score or (score == best_score and 0 < len(got) < best_len):
                     best, best_score, best_len = text[words[i].start() : words[j].end()], score, len(got)
     return best.strip(_SPAN_PUNCT) if best_score >= min_f1 else answer

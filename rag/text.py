@@ -193,6 +193,11 @@ def tokens(text: str) -> list[str]:
     return out
 
 
+def syllables(text: str) -> list[str]:
+    """Accent-folded, lower-case syllables, for matching a question typed without marks too."""
+    return _WORD.findall(fold(match_form(text)))
+
+
 def folded_tokens(text: str) -> list[str]:
     """The same tokens over the accent-folded copy."""
     return tokens(fold(match_form(text)))
