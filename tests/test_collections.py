@@ -68,8 +68,8 @@ def test_names_cannot_escape(settings: Settings, name: str) -> None:
 
 def test_bm25_is_loaded_not_rebuilt_and_vectors_not_copied(fake_index: Settings) -> None:
     ld = FaissStore(fake_index.index_dir).loaded
-    assert all(
-        isinstance(p.data.base, np.memmap) and isinstance(p.rows.base, np.memmap) for p in ld.bm25.values()
+    assert all(  # the postings themselves, not a copy
+        isinstance(p.low.base, np.memmap) and isinstance(p.tf.base, np.memmap) for p in ld.bm25.values()
     )
     assert not ld.vectors.flags.owndata  # a view of the FAISS index's own storage
     assert np.allclose(np.linalg.norm(ld.vectors, axis=1), 1, atol=1e-5)

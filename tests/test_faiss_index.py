@@ -1,5 +1,7 @@
 """The FAISS store at scale, on a small synthetic set: quantised HNSW, pruned BM25, the generator."""
 
+import json
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pytest
 from rag import bench_scale
 from rag.index import build_index
 from rag.retrieve import Retriever
-from rag.stores import Build, chunk_tokens, faiss_index, postings, query_tokens
+from rag.stores import Build, chunk_tokens, compact, faiss_index, postings, query_tokens
 from rag.stores import faiss as faiss_store
 from rag.stores.faiss import FaissStore
 from rag.types import Chunk
@@ -101,6 +103,16 @@ def test_float_hnsw_index_built_before_still_loads(
     assert st.dense_search(q, 1)[0][0] == 5
 
 
+def _bm25s(folder: Path, field: str) -> bm25s.BM25:
+    """bm25s' own index of a build's tokens: the reference the compact postings must equal."""
+    vocab: dict[str, int] = {}
+    lines = next(folder.glob("tokens-*.jsonl")).read_text(encoding="utf-8").splitlines()
+    ids = [[vocab.setdefault(t, len(vocab)) for t in json.loads(line)[field]] for line in lines]
+    bm = bm25s.BM25()
+    bm.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False)
+    return bm
+
+
 @pytest.mark.parametrize("compiled", [True, False], ids=["numba", "numpy"])
 def test_pruned_bm25_equals_every_posting_summed(
     tmp_path: Path, base, monkeypatch: pytest.MonkeyPatch, compiled: bool
@@ -108,23 +120,16 @@ def test_pruned_bm25_equals_every_posting_summed(
     if compiled and not postings.NUMBA:
         pytest.skip("numba is not installed (pip install 'rag-vi[fast]')")
     monkeypatch.setattr(postings, "NUMBA", compiled)
-    syn = chunks, vecs, _ = bench_scale.synthetic(*base, N)
-    st = _store(tmp_path / "idx", syn)
-    m = st.manifest()
-    assert m is not None
-    p = st.loaded.bm25["fold"]
-    assert p.maxima is not None  # saved at build: the bounds without reading the postings
-    for t in range(0, len(p.ptr) - 1, 7):
-        s, e = p.span(t)
-        assert p.maxima[t] == (p.data[s:e].max() if e > s else 0)
-    if not compiled:  # and a build from before the maxima were saved: bounds computed when needed
-        for f in (tmp_path / "idx").glob("bm25-*/*/maxima.npy"):
-            f.unlink()
+    _store(tmp_path / "idx", bench_scale.synthetic(*base, N))
+    st = FaissStore(tmp_path / "idx")
+    full = {f: _bm25s(tmp_path / "idx", f) for f in ("norm", "fold")}
+    if not compiled:  # and a build saved by bm25s, from before the compact postings, searched the same way
+        for f, bm in full.items():
+            folder = next((tmp_path / "idx").glob(f"bm25-*/{f}"))
+            shutil.rmtree(folder)
+            bm.save(str(folder), show_progress=False)
         st = FaissStore(tmp_path / "idx")
-        assert st.loaded.bm25["fold"].maxima is None
-    full = {
-        f: bm25s.BM25.load(str(tmp_path / "idx" / f"bm25-{m.build}" / f), mmap=True) for f in ("norm", "fold")
-    }
+        assert isinstance(st.loaded.bm25["fold"], postings.Postings)
     lookups = []
     real = postings._lookup
     monkeypatch.setattr(postings, "_lookup", lambda *a: (lookups.append(1), real(*a))[1])
@@ -147,3 +152,41 @@ def test_pruned_bm25_equals_every_posting_summed(
         _, at = st.scores([r for r, _ in got], None, qt)
         assert at is not None and at.tolist() == [s for _, s in got]  # the same float32 sums
     assert lookups  # the long postings were pruned for some queries, not summed
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["numba", "numpy"])
+def test_compact_postings_are_bm25s_weights_bit_for_bit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compiled: bool
+) -> None:
+    """Rows past 65,536 (several segments), a count past 255 (uint16): the same rows, weights and bounds."""
+    if compiled and not postings.NUMBA:
+        pytest.skip("numba is not installed (pip install 'rag-vi[fast]')")
+    monkeypatch.setattr(postings, "NUMBA", compiled)
+    rng = np.random.default_rng(0)
+    n = 140_000
+    docs = [[f"w{int(x)}" for x in rng.zipf(1.5, rng.integers(1, 12)) % 500] for _ in range(n)]
+    docs[70_000] = ["w1"] * 300 + ["only"]
+    compact.write(tmp_path / "f", docs, batch=30_000)
+    cp = compact.CompactPostings(tmp_path / "f")
+    assert cp.segs == 3 and cp.tf.dtype == np.uint16 and cp.low.dtype == np.uint16
+    assert cp.low.nbytes + cp.tf.nbytes == 4 * sum(map(len, map(set, docs)))  # 2 + 2 bytes a posting
+    vocab: dict[str, int] = {}
+    ids = [[vocab.setdefault(t, len(vocab)) for t in d] for d in docs]
+    bm = bm25s.BM25()
+    bm.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False)
+    sc = bm.scores
+    assert all(cp.vocab[t] == vocab[t] for t in cp.vocab) and len(cp.vocab) == len(set(vocab) - {""})
+    for t in range(len(cp.vocab)):
+        s, e = sc["indptr"][t], sc["indptr"][t + 1]
+        rows, w = cp.postings(t)
+        assert rows.tolist() == sc["indices"][s:e].tolist() and w.tobytes() == sc["data"][s:e].tobytes()
+        assert cp.maxima[t] == sc["data"][s:e].max()
+    for q in (["w1", "w7"], ["w1", "w2", "w3", "w499"], ["w0", "w13", "w1", "nowhere"]):
+        want = bm.get_scores([x for x in q if x in vocab])
+        top = [int(i) for i in faiss_index.top_k(want, 10)]
+        got = postings.bm25_top([(cp, q)], 10)
+        assert np.allclose([s for _, s in got], want[top], rtol=1e-6)  # bm25s sums in another order
+        assert {r for r, _ in got} == set(top) or np.isclose(got[-1][1], want[top[-1]], rtol=1e-6)
+        at = postings.bm25_at([(cp, q)], [r for r, _ in got][::-1])
+        assert at.tolist() == [s for _, s in got][::-1]  # the same float32 sums as the search
+    assert postings.bm25_top([(cp, ["only", "w1"])], 1)[0][0] == 70_000  # a row in the second segment

@@ -8,7 +8,7 @@ Layout of a collection's folder::
     dense-<build>.faiss      normalised vectors: exact inner product; above a threshold, HNSW over
                              8-bit quantised vectors (older builds: HNSW over float vectors)
     vectors-<build>.npy      the float vectors of a quantised build, memory-mapped (exact re-ranking)
-    bm25-<build>/norm|fold/  the two bm25s indexes, memory-mapped when loaded
+    bm25-<build>/norm|fold/  the two BM25 indexes (``compact.py``; older builds: bm25s'), memory-mapped
     pending/                 files added since the last commit (kept if the process is killed)
 
 A commit writes a new build beside the old one and replaces the manifest last with
@@ -48,7 +48,9 @@ from .faiss_index import (
     top_k,
 )
 from .manifest import MANIFEST, Manifest, atomic_write, read_manifest, versions
-from .postings import Postings, bm25_at, bm25_top, save_maxima
+from .compact import CompactPostings, is_compact
+from .compact import write as write_postings
+from .postings import Field, Fields, Postings, bm25_at, bm25_top
 
 __all__ = ["FaissStore", "Manifest", "make_faiss", "read_manifest", "top_k"]
 
@@ -57,14 +59,33 @@ logger = logging.getLogger(__name__)
 PENDING = "pending"
 
 
+def _bytes(folder: Path) -> int:
+    """Size of the files under ``folder``; those a commit removes meanwhile (an old build) count 0."""
+    total = 0
+    for root, _, names in os.walk(folder):  # os.walk skips folders that vanish; rglob raises
+        for name in names:
+            try:
+                total += os.stat(os.path.join(root, name)).st_size
+            except FileNotFoundError:
+                pass
+    return total
+
+
+def _postings(folder: Path) -> Field:
+    if is_compact(folder):
+        return CompactPostings(folder)
+    import bm25s  # a build from before the compact postings
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return Postings(bm25s.BM25.load(str(folder), mmap=True, show_progress=False), folder)
+
+
 class _Loaded:
     """A committed build, opened for searching."""
 
     def __init__(self, folder: Path, m: Manifest) -> None:
-        import bm25s
         import faiss
 
-        logging.getLogger("bm25s").setLevel(logging.WARNING)
         b = m.build
         self.manifest = m
         self.index = faiss.read_index(str(folder / f"dense-{b}.faiss"))
@@ -78,18 +99,14 @@ class _Loaded:
         self.offsets = np.load(folder / f"offsets-{b}.npy", mmap_mode="r")
         self.chunk_path = folder / f"chunks-{b}.jsonl"
         self._fh = open(self.chunk_path, "rb")  # noqa: SIM115 - kept open: readable after a new commit
-        self.bm25 = {
-            f: Postings(bm25s.BM25.load(str(d / f), mmap=True, show_progress=False), d / f)
-            for f in (FIELDS if m.count else ())
-            for d in [folder / f"bm25-{b}"]
-        }
+        self.bm25 = {f: _postings(folder / f"bm25-{b}" / f) for f in (FIELDS if m.count else ())}
         if not (self.index.ntotal == len(self.offsets) - 1 == m.count == len(self.vectors)):
             raise IndexMismatchError(
                 f"the index in {folder} is inconsistent ({m.count} chunks, {self.index.ntotal} "
                 f"vectors) — rebuild it with: rag index <corpus folder> --out {folder}"
             )
 
-    def fields(self, query: Tokens) -> list[tuple[Postings, list[str]]]:
+    def fields(self, query: Tokens) -> Fields:
         return [(self.bm25[f], list(query[f])) for f in self.bm25 if query.get(f)]
 
     def chunks(self, rows: list[int]) -> list[Chunk]:
@@ -123,16 +140,25 @@ class FaissStore:
     @property
     def loaded(self) -> _Loaded:
         """The committed build; re-opened when another process commits a new one."""
+        with self._lock:
+            for attempt in range(3):
+                sig = self._signature()
+                if self._loaded is not None and sig == self._sig:
+                    break
+                try:
+                    self._loaded, self._sig = _Loaded(self.dir, read_manifest(self.dir)), sig
+                except FileNotFoundError:  # a commit removed that build while it was being opened
+                    if attempt == 2 or self._signature() == sig:
+                        raise
+            assert self._loaded is not None
+            return self._loaded
+
+    def _signature(self) -> tuple[int, int] | None:
         try:
             st = (self.dir / MANIFEST).stat()
-            sig: tuple[int, int] | None = (st.st_mtime_ns, st.st_ino)
         except FileNotFoundError:
-            sig = None
-        with self._lock:
-            if self._loaded is None or sig != self._sig:
-                self._loaded = _Loaded(self.dir, read_manifest(self.dir))
-                self._sig = sig
-            return self._loaded
+            return None
+        return st.st_mtime_ns, st.st_ino
 
     def manifest(self) -> Manifest | None:
         return read_manifest(self.dir) if (self.dir / MANIFEST).exists() else None
@@ -165,7 +191,7 @@ class FaissStore:
 
     def info(self) -> StoreInfo:
         m = read_manifest(self.dir)
-        size = sum(p.stat().st_size for p in self.dir.rglob("*") if p.is_file())
+        size = _bytes(self.dir)
         return StoreInfo(
             self.collection, m.embedder, m.dim, len(m.files), m.count, size, str(self.dir), m.index_type
         )
@@ -373,17 +399,7 @@ class FaissStore:
         return digest, n
 
     def _write_bm25(self, tmp: Path, n: int) -> None:
-        import bm25s
-
         (tmp / "bm25").mkdir()
-        logging.getLogger("bm25s").setLevel(logging.WARNING)
         for f in FIELDS if n else ():
-            vocab: dict[str, int] = {}
-            ids: list[list[int]] = []
             with open(tmp / "tokens.jsonl", encoding="utf-8") as tf:
-                for line in tf:
-                    ids.append([vocab.setdefault(t, len(vocab)) for t in json.loads(line)[f]])
-            bm = bm25s.BM25()
-            bm.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False)
-            bm.save(str(tmp / "bm25" / f), show_progress=False)
-            save_maxima(bm, tmp / "bm25" / f)
+                write_postings(tmp / "bm25" / f, (json.loads(line)[f] for line in tf))

@@ -1,7 +1,7 @@
-"""BM25 search over the postings bm25s saves (memory-mapped): exact top k with MaxScore pruning.
+"""BM25 search over memory-mapped postings: exact top k with MaxScore pruning.
 
-bm25s stores each field's index as every term's rows (sorted) and BM25 weights. A query sums its
-terms' postings. The terms whose postings are long (more than ``LONG`` of the chunks: stop words
+A field's index (``compact.CompactPostings``, or ``Postings`` for builds saved by bm25s) gives
+every term's rows (sorted) and BM25 weights. A query sums its terms' postings. The terms whose postings are long (more than ``LONG`` of the chunks: stop words
 and common pairs) are not read whole when they cannot change the top k: after the short ones,
 only the chunks whose partial score plus the most the long terms can add still reach the k-th
 best are scored on them, by merging with their postings, and that set shrinks term by term.
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from itertools import groupby
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -33,11 +33,11 @@ except ImportError:  # the numpy path below
 LONG = 1 / 16  # a term's postings are long above this share of the chunks
 
 
-def _jit(f: Any) -> Any:
+def jit(f: Any) -> Any:
     return njit(cache=True, nogil=True)(f) if NUMBA else f
 
 
-@_jit
+@jit
 def _add_all(acc, touched, nt, rows, data, starts, ends, weights):  # type: ignore[no-untyped-def]
     """Add terms' postings into ``acc``; rows touched for the first time go to ``touched``."""
     for t in range(starts.shape[0]):
@@ -51,7 +51,7 @@ def _add_all(acc, touched, nt, rows, data, starts, ends, weights):  # type: igno
     return nt
 
 
-@_jit
+@jit
 def _merge_add(s, cand, rows, data, start, end, w):  # type: ignore[no-untyped-def]
     """``s[i] += weight of cand[i]`` in one term's postings (both sorted): a galloping merge."""
     j = start
@@ -79,18 +79,8 @@ def _merge_add(s, cand, rows, data, start, end, w):  # type: ignore[no-untyped-d
 MAXIMA = "maxima.npy"  # beside bm25s' files: each term's largest weight (the pruning bounds)
 
 
-def save_maxima(bm: Any, folder: Path) -> None:
-    """Write each term's largest weight: a search then never reads a long posting just for its bound."""
-    data, ptr = np.asarray(bm.scores["data"]), np.asarray(bm.scores["indptr"])
-    out = np.zeros(len(ptr) - 1, np.float32)
-    full = ptr[1:] > ptr[:-1]
-    if full.any():
-        out[full] = np.maximum.reduceat(data, ptr[:-1][full])
-    np.save(folder / MAXIMA, out)
-
-
 class Postings:
-    """One field's BM25 index, as bm25s saved it (memory-mapped): each term's rows and weights."""
+    """One field's BM25 index as bm25s saved it (builds before ``compact``), memory-mapped."""
 
     def __init__(self, bm: Any, folder: Path | None = None) -> None:
         sc = bm.scores
@@ -108,6 +98,9 @@ class Postings:
     def span(self, term: int) -> tuple[int, int]:
         return int(self.ptr[term]), int(self.ptr[term + 1])
 
+    def length(self, term: int) -> int:
+        return int(self.ptr[term + 1] - self.ptr[term])
+
     def best(self, term: int) -> float:
         """The largest weight of ``term`` in any chunk (cached: stop words recur in every query)."""
         if self.maxima is not None:
@@ -117,9 +110,46 @@ class Postings:
             self._max[term] = float(self.data[s:e].max()) if e > s else 0.0
         return self._max[term]
 
+    def add(self, acc: np.ndarray, touched: np.ndarray, nt: int, terms: list[tuple[int, int]], fast: bool) -> int:
+        """Add whole postings in order; compiled, also list the rows touched first (no scan of ``acc``)."""
+        if fast:
+            spans = np.array([self.span(t) for t, _ in terms], np.int64).reshape(-1, 2)
+            w = np.array([c for _, c in terms], np.float32)
+            return int(_add_all(acc, touched, nt, self.rows, self.data, spans[:, 0], spans[:, 1], w))
+        for t, c in terms:
+            s, e = self.span(t)
+            np.add.at(acc, self.rows[s:e], self.data[s:e] * np.float32(c) if c != 1 else self.data[s:e])
+        return nt
 
-_Term = tuple[Postings, int, int, float]  # postings, term id, count in the query, upper bound
-Fields = list[tuple[Postings, list[str]]]
+    def lookup(self, s: np.ndarray, cand: np.ndarray, term: int, c: int, fast: bool) -> None:
+        """``s += term's weight`` for the sorted rows ``cand``."""
+        start, end = self.span(term)
+        if fast:
+            _merge_add(s, cand, self.rows, self.data, start, end, np.float32(c))
+            return
+        post = self.rows[start:end]
+        if end == start:
+            return
+        pos = np.minimum(np.searchsorted(post, cand.astype(post.dtype, copy=False)), end - start - 1)
+        hit = post[pos] == cand
+        w = self.data[start:end][pos[hit]]
+        s[hit] += w * np.float32(c) if c != 1 else w
+
+
+class Field(Protocol):
+    """What the search needs of one field's index."""
+
+    n: int
+    vocab: dict[str, int]
+
+    def length(self, term: int) -> int: ...
+    def best(self, term: int) -> float: ...
+    def add(self, acc: np.ndarray, touched: np.ndarray, nt: int, terms: list[tuple[int, int]], fast: bool) -> int: ...
+    def lookup(self, s: np.ndarray, cand: np.ndarray, term: int, c: int, fast: bool) -> None: ...
+
+
+_Term = tuple[Field, int, int, float]  # postings, term id, count in the query, upper bound
+Fields = list[tuple[Field, list[str]]]
 
 
 def _terms(fields: Fields) -> tuple[list[_Term], list[_Term]]:
@@ -129,42 +159,20 @@ def _terms(fields: Fields) -> tuple[list[_Term], list[_Term]]:
     for p, toks in fields:
         part: list[_Term] = []
         for t, c in Counter(p.vocab[x] for x in toks if x in p.vocab).items():
-            s, e = p.span(t)
-            (long if e - s > p.n * LONG else part).append((p, t, c, c * p.best(t)))
+            (long if p.length(t) > p.n * LONG else part).append((p, t, c, c * p.best(t)))
         short += sorted(part, key=lambda x: -x[3])
     return short, sorted(long, key=lambda x: -x[3])
 
 
 def _add(acc: np.ndarray, touched: np.ndarray, nt: int, terms: list[_Term]) -> int:
-    """Add whole postings; with numba, also list the rows touched first (no scan of ``acc``)."""
     for _, run in groupby(terms, key=lambda x: id(x[0])):  # runs of one field's terms, in order
         mine = list(run)
-        p = mine[0][0]
-        if NUMBA:
-            spans = np.array([p.span(x[1]) for x in mine], np.int64).reshape(-1, 2)
-            w = np.array([x[2] for x in mine], np.float32)
-            nt = _add_all(acc, touched, nt, p.rows, p.data, spans[:, 0], spans[:, 1], w)
-            continue
-        for _, t, c, _ in mine:
-            s, e = p.span(t)
-            np.add.at(acc, p.rows[s:e], p.data[s:e] * np.float32(c) if c != 1 else p.data[s:e])
+        nt = mine[0][0].add(acc, touched, nt, [(x[1], x[2]) for x in mine], NUMBA)
     return nt
 
 
 def _lookup(s: np.ndarray, cand: np.ndarray, term: _Term) -> None:
-    """``s += term's weight`` for the sorted rows ``cand``."""
-    p, t, c, _ = term
-    start, end = p.span(t)
-    if NUMBA:
-        _merge_add(s, cand, p.rows, p.data, start, end, np.float32(c))
-        return
-    post = p.rows[start:end]
-    if end == start:
-        return
-    pos = np.minimum(np.searchsorted(post, cand.astype(post.dtype, copy=False)), end - start - 1)
-    hit = post[pos] == cand
-    w = p.data[start:end][pos[hit]]
-    s[hit] += w * np.float32(c) if c != 1 else w
+    term[0].lookup(s, cand, term[1], term[2], NUMBA)
 
 
 def bm25_top(fields: Fields, k: int) -> list[tuple[int, float]]:
@@ -174,8 +182,7 @@ def bm25_top(fields: Fields, k: int) -> list[tuple[int, float]]:
     n = fields[0][0].n
     short, long = _terms(fields)
     acc = np.zeros(n, np.float32)
-    spans = [x[0].span(x[1]) for x in short]
-    touched = np.empty(min(n, sum(e - s for s, e in spans)) if NUMBA else 0, np.int32)
+    touched = np.empty(min(n, sum(x[0].length(x[1]) for x in short)) if NUMBA else 0, np.int32)
     nt = _add(acc, touched, 0, short)
     if long:
         bound = float(sum(x[3] for x in long))  # the most the long terms add to any chunk
@@ -183,7 +190,7 @@ def bm25_top(fields: Fields, k: int) -> list[tuple[int, float]]:
         kth = float(np.partition(acc[hit], len(hit) - k)[len(hit) - k]) if len(hit) >= k else 0.0
         slack = 1e-4 * kth  # float32 sums: a bound a little looser than exact
         cand = np.sort(hit[acc[hit] + bound >= kth - slack]) if kth > bound + slack else None
-        postings = sum(e - s for s, e in (x[0].span(x[1]) for x in long))
+        postings = sum(x[0].length(x[1]) for x in long)
         # numpy's binary searches cost ~50 postings read each; the compiled merge, fewer than one
         if cand is not None and (NUMBA or len(cand) * len(long) * 50 < postings):
             s = acc[cand]
