@@ -82,7 +82,8 @@ def test_answer_metrics_by_hand() -> None:
     results = [score_answer(i, a) for i, a in zip(items, answers)]
     m = answer_metrics(results)
     assert m["correctness"] == pytest.approx(2 / 3)
-    assert m["citation_precision"] == pytest.approx(1 / 3)
+    assert m["citation_precision"] == pytest.approx(1 / 3)  # an abstention counts as no right citation
+    assert m["citation_precision_answered"] == pytest.approx(1 / 2)  # here it does not
     assert m["false_abstention"] == pytest.approx(1 / 3)
     assert m["abstention_unanswerable"] == 0.5
     assert m["wrong_but_cited"] == pytest.approx(1 / 5)  # only "Paris [1]": answered, cited and wrong
