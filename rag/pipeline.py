@@ -21,7 +21,7 @@ from .grounding import colocation, echoes_question
 from .index import passage_text
 from .prompt import says_not_found, strip_format
 from .retrieve import Mode, Retriever
-from .short import short_answer, snap
+from .short import short_answer, snap, verbatim
 from .text import fold, match_form
 from .types import Answer, Hit, Timings
 
@@ -285,7 +285,9 @@ class RAG:
             finish(Answer(q, NOT_FOUND, [], True, hits[:3], hits, gen.name, timings, warnings))
             return
         answer = Answer(q, checked.text, checked.citations, False, [], hits, gen.name, timings, warnings)
-        answer.short = snap(short_answer(asked, checked.text), [c.text for c in checked.citations])
+        short = short_answer(asked, checked.text)
+        answer.short = snap(short, [c.text for c in checked.citations])
+        answer.text = verbatim(answer.text, short, answer.short)
         self._rate(answer, gen, asked, query, passages)
         if answer.confidence is not None and answer.confidence < self.settings.min_confidence:
             answer.withheld, answer.text, answer.citations, answer.short = answer.text, NOT_FOUND, [], ""

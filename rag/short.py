@@ -127,3 +127,18 @@ def snap(answer: str, passages: list[str], min_f1: float = SNAP_F1) -> str:
                 if score > best_score or (score == best_score and 0 < len(got) < best_len):
                     best, best_score, best_len = text[words[i].start() : words[j].end()], score, len(got)
     return best.strip(_SPAN_PUNCT) if best_score >= min_f1 else answer
+
+
+_TRAILING_MARKS = re.compile(r"^(.*?)((?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])+)\s*[.!?…]?\s*$", re.DOTALL)
+
+
+def verbatim(answer: str, short: str, snapped: str) -> str:
+    """A phrase answer ("Ireland, Malta, Anh Quốc [1]") shown in its passage's own words
+    ("Ireland, Malta và Anh Quốc [1]") when ``snap`` found them: what the reader sees is then a
+    copy of the cited text. A sentence, or a phrase that was not snapped, stays as it was."""
+    m = _TRAILING_MARKS.match(answer)
+    if snapped == short or not m or _MARK.search(m.group(1)):
+        return answer
+    if m.group(1).strip().rstrip(" .!?;:…") != short:
+        return answer  # a sentence around the short answer: its wording is the model's, checked as such
+    return snapped + m.group(2)

@@ -58,3 +58,20 @@ def test_snap_takes_the_documents_wording_for_a_nearly_copied_answer() -> None:
     assert snap("Argentina", passages) == "Argentina"
     # a run that only holds the answer among many other words is a longer statement: left alone
     assert snap("Ireland", passages) == "Ireland"
+
+
+def test_a_phrase_answer_is_shown_in_the_passages_words() -> None:
+    from rag.short import snap, verbatim
+
+    passage = "Síp là một trong bốn quốc gia lái bên trái, các quốc gia kia là Ireland, Malta và Anh Quốc."
+    q = "Các quốc gia nào khác lái bên trái?"
+    for answer, shown in [
+        ("Ireland, Malta, Anh Quốc [1]", "Ireland, Malta và Anh Quốc [1]"),
+        ("Ireland, Malta, Anh Quốc [1][2].", "Ireland, Malta và Anh Quốc [1][2]"),
+        # a sentence keeps the model's wording (its claim is checked as a sentence)
+        ("Các quốc gia khác là Ireland, Malta, Anh Quốc [1].", "Các quốc gia khác là Ireland, Malta, Anh Quốc [1]."),
+        ("Ireland [1], Malta, Anh Quốc [2]", "Ireland [1], Malta, Anh Quốc [2]"),  # markers inside
+        ("Pháp [1]", "Pháp [1]"),  # not in the passage: nothing to copy
+    ]:
+        short = short_answer(q, answer)
+        assert verbatim(answer, short, snap(short, [passage])) == shown

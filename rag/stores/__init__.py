@@ -1,6 +1,6 @@
 """Where chunks live: a small Store protocol and two backends.
 
-- ``faiss.py`` (the default): FAISS + bm25s in a folder, for one machine.
+- ``faiss.py`` (the default): FAISS + BM25 postings (``compact.py``) in a folder, for one machine.
 - ``postgres.py``: PostgreSQL + pgvector (``RAG_STORE=postgresql://…``), to scale out.
 
 A store keeps, per collection, the chunks, their vectors and their BM25 tokens, and answers
