@@ -252,7 +252,8 @@ def answer_metrics(results: Sequence[QAResult]) -> dict[str, float]:
         "citation_precision": sum(bool(r.citation_ok) for r in cited) / len(cited) if cited else float("nan"),
         # the same over the answers given: whether a citation, when there is one, holds the gold quote
         "citation_precision_answered": (
-            sum(bool(r.citation_ok) for r in shown) / len(shown) if (shown := [r for r in cited if not r.abstained])
+            sum(bool(r.citation_ok) for r in shown) / len(shown)
+            if (shown := [r for r in cited if not r.abstained])
             else float("nan")
         ),
         "abstention_unanswerable": sum(r.abstained for r in una) / len(una) if una else float("nan"),

@@ -69,7 +69,10 @@ def test_a_phrase_answer_is_shown_in_the_passages_words() -> None:
         ("Ireland, Malta, Anh Quốc [1]", "Ireland, Malta và Anh Quốc [1]"),
         ("Ireland, Malta, Anh Quốc [1][2].", "Ireland, Malta và Anh Quốc [1][2]"),
         # a sentence keeps the model's wording (its claim is checked as a sentence)
-        ("Các quốc gia khác là Ireland, Malta, Anh Quốc [1].", "Các quốc gia khác là Ireland, Malta, Anh Quốc [1]."),
+        (
+            "Các quốc gia khác là Ireland, Malta, Anh Quốc [1].",
+            "Các quốc gia khác là Ireland, Malta, Anh Quốc [1].",
+        ),
         ("Ireland [1], Malta, Anh Quốc [2]", "Ireland [1], Malta, Anh Quốc [2]"),  # markers inside
         ("Pháp [1]", "Pháp [1]"),  # not in the passage: nothing to copy
     ]:

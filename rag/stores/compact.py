@@ -23,11 +23,11 @@ import math
 from collections.abc import Iterable
 from itertools import chain, islice
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from . import B, K1
+from . import K1, B
+from .postings import gallop, jit
 
 META = "compact.json"
 SEG = 16  # rows per segment: 1 << SEG
@@ -69,7 +69,11 @@ def write(folder: Path, docs: Iterable[list[str]], k1: float = K1, b: float = B,
     dl = np.concatenate(lens)
     term = np.concatenate([p[0] for p in parts])
     order = np.argsort(term, kind="stable")  # batches are in row order: rows stay ascending per term
-    term, rows, cnt = term[order], np.concatenate([p[1] for p in parts])[order], np.concatenate([p[2] for p in parts])[order]
+    term, rows, cnt = (
+        term[order],
+        np.concatenate([p[1] for p in parts])[order],
+        np.concatenate([p[2] for p in parts])[order],
+    )
     del order, parts
     v, segs = len(vocab), max(1, -(-n >> SEG))
     df = np.bincount(term, minlength=v)
@@ -86,8 +90,8 @@ def write(folder: Path, docs: Iterable[list[str]], k1: float = K1, b: float = B,
         first = np.searchsorted(term[sl], np.arange(v))
         has = np.flatnonzero(np.bincount(term[sl], minlength=v))
         np.maximum.at(maxima, has, np.maximum.reduceat(w, first[has]))
-    arrays = {"bounds": bounds.astype(np.int64), "low": (rows & 0xFFFF).astype(np.uint16), "tf": tf,
-              "idf": idf, "dl": dl.astype(np.int32), "maxima": maxima}  # fmt: skip
+    arrays: dict[str, np.ndarray] = {"bounds": bounds.astype(np.int64), "low": (rows & 0xFFFF).astype(np.uint16),
+              "tf": tf, "idf": idf, "dl": dl.astype(np.int32), "maxima": maxima}  # fmt: skip
     for name, arr in arrays.items():
         np.save(folder / f"{name}.npy", arr)
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
@@ -120,11 +124,14 @@ class CompactPostings:
         rows = (seg << SEG) | self.low[b[0] : b[-1]].astype(np.int32)
         return rows, _weights(self.idf[term : term + 1], self.tf[b[0] : b[-1]], self.norm[rows])
 
-    def add(self, acc: np.ndarray, touched: np.ndarray, nt: int, terms: list[tuple[int, int]], fast: bool) -> int:
+    def add(
+        self, acc: np.ndarray, touched: np.ndarray, nt: int, terms: list[tuple[int, int]], fast: bool
+    ) -> int:
         if fast:
-            t = np.array([x[0] for x in terms], np.int64)
-            c = np.array([x[1] for x in terms], np.float32)
-            return int(_add_all(acc, touched, nt, self.bounds, self.low, self.tf, self.idf, self.norm, self.segs, t, c))
+            ts = np.array([x[0] for x in terms], np.int64)
+            cs = np.array([x[1] for x in terms], np.float32)
+            arrays = (self.bounds, self.low, self.tf, self.idf, self.norm, self.segs)
+            return int(_add_all(acc, touched, nt, *arrays, ts, cs))
         for t, c in terms:
             rows, w = self.postings(t)
             np.add.at(acc, rows, w * np.float32(c) if c != 1 else w)
@@ -143,54 +150,36 @@ class CompactPostings:
         s[hit] += w[pos[hit]] * np.float32(c) if c != 1 else w[pos[hit]]
 
 
-def _kernels() -> tuple[Any, Any]:
-    from .postings import jit
-
-    @jit
-    def add_all(acc, touched, nt, bounds, low, tf, idf, norm, segs, terms, counts):  # type: ignore[no-untyped-def]
-        for i in range(terms.shape[0]):
-            t, c, w0 = terms[i], counts[i], np.float64(idf[terms[i]])
-            for s in range(segs):
-                base = s << SEG
-                for j in range(bounds[t * segs + s], bounds[t * segs + s + 1]):
-                    r = base | np.int64(low[j])
-                    f = np.float64(tf[j])
-                    if acc[r] == 0:
-                        touched[nt] = r
-                        nt += 1
-                    acc[r] += np.float32(w0 * (f / (norm[r] + f))) * c
-        return nt
-
-    @jit
-    def merge_add(out, cand, bounds, low, tf, idf, norm, segs, t, c):  # type: ignore[no-untyped-def]
-        """``out[i] += weight of cand[i]``: a galloping merge within each segment's low bits."""
-        w0, seg, j, end = np.float64(idf[t]), -1, 0, 0
-        for i in range(cand.shape[0]):
-            r = np.int64(cand[i])
-            if r >> SEG != seg:
-                seg = r >> SEG
-                j, end = bounds[t * segs + seg], bounds[t * segs + seg + 1]
-            x = r & 0xFFFF
-            if j >= end:
-                continue
-            if low[j] < x:
-                step = 1
-                while j + step < end and low[j + step] < x:
-                    j += step
-                    step *= 2
-                lo, hi = j + 1, min(j + step, end)
-                while lo < hi:
-                    mid = (lo + hi) >> 1
-                    if low[mid] < x:
-                        lo = mid + 1
-                    else:
-                        hi = mid
-                j = lo
-            if j < end and low[j] == x:
+@jit
+def _add_all(acc, touched, nt, bounds, low, tf, idf, norm, segs, terms, counts):  # type: ignore[no-untyped-def]
+    """Add the terms' whole postings into ``acc``; rows touched for the first time go to ``touched``."""
+    for i in range(terms.shape[0]):
+        t, c, w0 = terms[i], counts[i], np.float64(idf[terms[i]])
+        for s in range(segs):
+            base = s << SEG
+            for j in range(bounds[t * segs + s], bounds[t * segs + s + 1]):
+                r = base | np.int64(low[j])
                 f = np.float64(tf[j])
-                out[i] += np.float32(w0 * (f / (norm[r] + f))) * c
+                if acc[r] == 0:
+                    touched[nt] = r
+                    nt += 1
+                acc[r] += np.float32(w0 * (f / (norm[r] + f))) * c
+    return nt
 
-    return add_all, merge_add
 
-
-_add_all, _merge_add = _kernels()
+@jit
+def _merge_add(out, cand, bounds, low, tf, idf, norm, segs, t, c):  # type: ignore[no-untyped-def]
+    """``out[i] += weight of cand[i]``: a galloping merge within each segment's low bits."""
+    w0, seg, j, end = np.float64(idf[t]), -1, 0, 0
+    for i in range(cand.shape[0]):
+        r = np.int64(cand[i])
+        if r >> SEG != seg:
+            seg = r >> SEG
+            j, end = bounds[t * segs + seg], bounds[t * segs + seg + 1]
+        x = r & 0xFFFF
+        if j >= end:
+            continue
+        j = gallop(low, j, end, x)
+        if j < end and low[j] == x:
+            f = np.float64(tf[j])
+            out[i] += np.float32(w0 * (f / (norm[r] + f))) * c

@@ -36,6 +36,8 @@ import numpy as np
 from ..errors import IndexMismatchError, IndexNotFoundError
 from ..types import Chunk
 from . import DEFAULT_COLLECTION, FIELDS, Build, StoreInfo, Tokens
+from .compact import CompactPostings, is_compact
+from .compact import write as write_postings
 from .faiss_index import (
     EF_SEARCH,
     HNSW_THRESHOLD,
@@ -48,8 +50,6 @@ from .faiss_index import (
     top_k,
 )
 from .manifest import MANIFEST, Manifest, atomic_write, read_manifest, versions
-from .compact import CompactPostings, is_compact
-from .compact import write as write_postings
 from .postings import Field, Fields, Postings, bm25_at, bm25_top
 
 __all__ = ["FaissStore", "Manifest", "make_faiss", "read_manifest", "top_k"]

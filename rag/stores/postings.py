@@ -52,6 +52,26 @@ def _add_all(acc, touched, nt, rows, data, starts, ends, weights):  # type: igno
 
 
 @jit
+def gallop(keys, j, end, x):  # type: ignore[no-untyped-def]
+    """The first position from ``j`` (below ``end``) whose key is not below ``x``: doubling steps,
+    then a binary search, so a merge with few candidates skips most of a long sorted list."""
+    if keys[j] >= x:
+        return j
+    step = 1
+    while j + step < end and keys[j + step] < x:
+        j += step
+        step *= 2
+    lo, hi = j + 1, min(j + step, end)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if keys[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@jit
 def _merge_add(s, cand, rows, data, start, end, w):  # type: ignore[no-untyped-def]
     """``s[i] += weight of cand[i]`` in one term's postings (both sorted): a galloping merge."""
     j = start
@@ -59,19 +79,7 @@ def _merge_add(s, cand, rows, data, start, end, w):  # type: ignore[no-untyped-d
         c = cand[i]
         if j >= end:
             break
-        if rows[j] < c:
-            step = 1
-            while j + step < end and rows[j + step] < c:
-                j += step
-                step *= 2
-            lo, hi = j + 1, min(j + step, end)
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                if rows[mid] < c:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            j = lo
+        j = gallop(rows, j, end, c)
         if j < end and rows[j] == c:
             s[i] += data[j] * w
 
@@ -110,7 +118,9 @@ class Postings:
             self._max[term] = float(self.data[s:e].max()) if e > s else 0.0
         return self._max[term]
 
-    def add(self, acc: np.ndarray, touched: np.ndarray, nt: int, terms: list[tuple[int, int]], fast: bool) -> int:
+    def add(
+        self, acc: np.ndarray, touched: np.ndarray, nt: int, terms: list[tuple[int, int]], fast: bool
+    ) -> int:
         """Add whole postings in order; compiled, also list the rows touched first (no scan of ``acc``)."""
         if fast:
             spans = np.array([self.span(t) for t, _ in terms], np.int64).reshape(-1, 2)
@@ -144,7 +154,9 @@ class Field(Protocol):
 
     def length(self, term: int) -> int: ...
     def best(self, term: int) -> float: ...
-    def add(self, acc: np.ndarray, touched: np.ndarray, nt: int, terms: list[tuple[int, int]], fast: bool) -> int: ...
+    def add(
+        self, acc: np.ndarray, touched: np.ndarray, nt: int, terms: list[tuple[int, int]], fast: bool
+    ) -> int: ...
     def lookup(self, s: np.ndarray, cand: np.ndarray, term: int, c: int, fast: bool) -> None: ...
 
 
