@@ -190,3 +190,9 @@ def test_compact_postings_are_bm25s_weights_bit_for_bit(
         at = postings.bm25_at([(cp, q)], [r for r, _ in got][::-1])
         assert at.tolist() == [s for _, s in got][::-1]  # the same float32 sums as the search
     assert postings.bm25_top([(cp, ["only", "w1"])], 1)[0][0] == 70_000  # a row in the second segment
+    for term in ("w1", "w3", "w250"):  # one term: the search's sums are its weights, bit for bit
+        want = bm.get_scores([term])
+        rows = np.flatnonzero(want)
+        got = postings.bm25_top([(cp, [term])], len(rows))
+        assert sorted(got) == sorted(zip(rows.tolist(), want[rows].tolist()))
+        assert postings.bm25_at([(cp, [term])], rows.tolist()).tolist() == want[rows].tolist()

@@ -31,6 +31,7 @@ from .postings import gallop, jit
 
 META = "compact.json"
 SEG = 16  # rows per segment: 1 << SEG
+TABLE_TF = 8  # counts below this are read from a table of tf / (norm + tf)
 _FILES = ("bounds", "low", "tf", "idf", "dl", "maxima")
 
 
@@ -87,15 +88,7 @@ def write(folder: Path, docs: Iterable[list[str]], k1: float = K1, b: float = B,
     bounds = np.searchsorted(term.astype(np.int64) * segs + (rows >> SEG), np.arange(v * segs + 1))
     tf = cnt.astype(np.uint8) if cnt.max(initial=0) < 256 else cnt
     avgdl = float(dl.mean())  # as bm25s: the mean of an int64 array
-    norm = _norm(dl, k1, b, avgdl)
-    maxima = np.zeros(v, np.float32)
-    step = 1 << 24
-    for lo in range(0, len(rows), step):  # the largest weight of each term, a slice at a time
-        sl = slice(lo, lo + step)
-        w = _weights(idf[term[sl]], tf[sl], norm[rows[sl]])
-        first = np.searchsorted(term[sl], np.arange(v))
-        has = np.flatnonzero(np.bincount(term[sl], minlength=v))
-        np.maximum.at(maxima, has, np.maximum.reduceat(w, first[has]))
+    maxima = _maxima(term, rows, tf, idf, _norm(dl, k1, b, avgdl))
     arrays: dict[str, np.ndarray] = {"bounds": bounds.astype(np.int64), "low": (rows & 0xFFFF).astype(np.uint16),
               "tf": tf, "idf": idf, "dl": dl.astype(np.int32), "maxima": maxima}  # fmt: skip
     for name, arr in arrays.items():
@@ -103,6 +96,22 @@ def write(folder: Path, docs: Iterable[list[str]], k1: float = K1, b: float = B,
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
     meta = {"format": 1, "n": n, "segments": segs, "k1": k1, "b": b, "avgdl": avgdl}
     (folder / META).write_text(json.dumps(meta), encoding="utf-8")
+
+
+def _maxima(
+    term: np.ndarray, rows: np.ndarray, tf: np.ndarray, idf: np.ndarray, norm: np.ndarray
+) -> np.ndarray:
+    """Each term's largest weight (the search's bounds), computed a slice of postings at a time."""
+    v = len(idf)
+    out = np.zeros(v, np.float32)
+    step = 1 << 24
+    for lo in range(0, len(rows), step):
+        sl = slice(lo, lo + step)
+        w = _weights(idf[term[sl]], tf[sl], norm[rows[sl]])
+        first = np.searchsorted(term[sl], np.arange(v))
+        has = np.flatnonzero(np.bincount(term[sl], minlength=v))
+        np.maximum.at(out, has, np.maximum.reduceat(w, first[has]))
+    return out
 
 
 def _gather(parts: list[np.ndarray], order: np.ndarray) -> np.ndarray:
@@ -122,7 +131,24 @@ class CompactPostings:
         a = {f: np.asarray(np.load(folder / f"{f}.npy", mmap_mode="r")) for f in _FILES}
         self.bounds, self.low, self.tf = a["bounds"], a["low"], a["tf"]
         self.idf, self.maxima = np.array(a["idf"]), a["maxima"]
-        self.norm = _norm(a["dl"], meta["k1"], meta["b"], meta["avgdl"])  # float64 per chunk, in memory
+        self.dl = np.array(a["dl"], np.uint16 if a["dl"].max(initial=0) < 1 << 16 else np.int32)  # in memory
+        self.k1, self.b, self.avgdl = float(meta["k1"]), float(meta["b"]), float(meta["avgdl"])
+        # tf / (norm + tf) for every length and the common counts: the same float64 values as
+        # bm25s' division, read from a table that stays in the CPU's cache
+        lens = np.arange(min(int(self.dl.max(initial=0)) + 1, 1 << 16))
+        f = np.arange(TABLE_TF, dtype=np.float64)
+        self.tfc = f[None, :] / (_norm(lens, self.k1, self.b, self.avgdl)[:, None] + f[None, :])
+        self.params = (
+            self.bounds,
+            self.low,
+            self.tf,
+            self.idf,
+            self.dl,
+            self.tfc,
+            self.k1,
+            self.b,
+            self.avgdl,
+        )
 
     def length(self, term: int) -> int:
         return int(self.bounds[(term + 1) * self.segs] - self.bounds[term * self.segs])
@@ -135,7 +161,8 @@ class CompactPostings:
         b = np.asarray(self.bounds[term * self.segs : (term + 1) * self.segs + 1])
         seg = np.repeat(np.arange(self.segs, dtype=np.int32), np.diff(b))
         rows = (seg << SEG) | self.low[b[0] : b[-1]].astype(np.int32)
-        return rows, _weights(self.idf[term : term + 1], self.tf[b[0] : b[-1]], self.norm[rows])
+        norm = _norm(self.dl[rows], self.k1, self.b, self.avgdl)
+        return rows, _weights(self.idf[term : term + 1], self.tf[b[0] : b[-1]], norm)
 
     def add(
         self, acc: np.ndarray, touched: np.ndarray, nt: int, terms: list[tuple[int, int]], fast: bool
@@ -143,8 +170,7 @@ class CompactPostings:
         if fast:
             ts = np.array([x[0] for x in terms], np.int64)
             cs = np.array([x[1] for x in terms], np.float32)
-            arrays = (self.bounds, self.low, self.tf, self.idf, self.norm, self.segs)
-            return int(_add_all(acc, touched, nt, *arrays, ts, cs))
+            return int(_add_all(acc, touched, nt, *self.params, self.segs, ts, cs))
         for t, c in terms:
             rows, w = self.postings(t)
             np.add.at(acc, rows, w * np.float32(c) if c != 1 else w)
@@ -152,8 +178,7 @@ class CompactPostings:
 
     def lookup(self, s: np.ndarray, cand: np.ndarray, term: int, c: int, fast: bool) -> None:
         if fast:
-            args = (self.bounds, self.low, self.tf, self.idf, self.norm, self.segs, term, np.float32(c))
-            _merge_add(s, cand, *args)
+            _merge_add(s, cand, *self.params, self.segs, term, np.float32(c))
             return
         rows, w = self.postings(term)
         if not len(rows):
@@ -164,7 +189,16 @@ class CompactPostings:
 
 
 @jit
-def _add_all(acc, touched, nt, bounds, low, tf, idf, norm, segs, terms, counts):  # type: ignore[no-untyped-def]
+def _weight(w0, tf, d, tfc, k1, b, avgdl):  # type: ignore[no-untyped-def]
+    """bm25s' weight of a count ``tf`` in a chunk of length ``d``: from the table when it has them."""
+    if tf < tfc.shape[1] and d < tfc.shape[0]:
+        return np.float32(w0 * tfc[d, tf])
+    f = np.float64(tf)
+    return np.float32(w0 * (f / (k1 * ((1 - b) + b * d / avgdl) + f)))
+
+
+@jit
+def _add_all(acc, touched, nt, bounds, low, tf, idf, dl, tfc, k1, b, avgdl, segs, terms, counts):  # type: ignore[no-untyped-def]
     """Add the terms' whole postings into ``acc``; rows touched for the first time go to ``touched``."""
     for i in range(terms.shape[0]):
         t, c, w0 = terms[i], counts[i], np.float64(idf[terms[i]])
@@ -172,16 +206,15 @@ def _add_all(acc, touched, nt, bounds, low, tf, idf, norm, segs, terms, counts):
             base = s << SEG
             for j in range(bounds[t * segs + s], bounds[t * segs + s + 1]):
                 r = base | np.int64(low[j])
-                f = np.float64(tf[j])
                 if acc[r] == 0:
                     touched[nt] = r
                     nt += 1
-                acc[r] += np.float32(w0 * (f / (norm[r] + f))) * c
+                acc[r] += _weight(w0, tf[j], dl[r], tfc, k1, b, avgdl) * c
     return nt
 
 
 @jit
-def _merge_add(out, cand, bounds, low, tf, idf, norm, segs, t, c):  # type: ignore[no-untyped-def]
+def _merge_add(out, cand, bounds, low, tf, idf, dl, tfc, k1, b, avgdl, segs, t, c):  # type: ignore[no-untyped-def]
     """``out[i] += weight of cand[i]``: a galloping merge within each segment's low bits."""
     w0, seg, j, end = np.float64(idf[t]), -1, 0, 0
     for i in range(cand.shape[0]):
@@ -194,5 +227,4 @@ def _merge_add(out, cand, bounds, low, tf, idf, norm, segs, t, c):  # type: igno
             continue
         j = gallop(low, j, end, x)
         if j < end and low[j] == x:
-            f = np.float64(tf[j])
-            out[i] += np.float32(w0 * (f / (norm[r] + f))) * c
+            out[i] += _weight(w0, tf[j], dl[r], tfc, k1, b, avgdl) * c
