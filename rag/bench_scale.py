@@ -193,11 +193,15 @@ def _serve(spec: dict[str, Any]) -> dict[str, Any]:
     r = Retriever.open([st], _Given(spec["embedder"], spec["qvecs"].shape[1], table))  # type: ignore[arg-type]
     r.search(spec["queries"][0], 10)
     load = time.perf_counter() - t
-    lat = []
-    for q in spec["queries"]:
-        t = time.perf_counter()
-        r.search(q, 10)
-        lat.append((time.perf_counter() - t) * 1000)
+    lat: list[float] = []
+    warm: list[
+        float
+    ] = []  # the first pass in a fresh process (pages mapped as queries touch them), then again
+    for out in (lat, warm):
+        for q in spec["queries"]:
+            t = time.perf_counter()
+            r.search(q, 10)
+            out.append((time.perf_counter() - t) * 1000)
     from .stores import query_tokens
 
     dense_ms, bm25_ms = [], []
@@ -231,6 +235,7 @@ def _serve(spec: dict[str, Any]) -> dict[str, Any]:
             mem[line.split(":")[0]] = int(line.split()[1]) / 1024
     rss = mem.get("VmRSS", 0.0)
     return {"load_first_query_s": load, "hybrid_p50_ms": float(np.percentile(lat, 50)),
+            "hybrid_warm_p50_ms": float(np.median(warm)),
             "hybrid_p95_ms": float(np.percentile(lat, 95)), "rss_mb": rss, "found": found,
             "rss_anon_mb": mem.get("RssAnon", 0.0), "rss_file_mb": mem.get("RssFile", 0.0),
             "dense_p50_ms": float(np.median(dense_ms)), "bm25_p50_ms": float(np.median(bm25_ms)), **extra}  # fmt: skip
@@ -341,11 +346,12 @@ def markdown(tp: dict[str, float] | None, rows: list[dict[str, Any]], command: s
             f"embeddings plus noise shaped like their spread (x{MIX_NOISE}), re-normalised. {rows[0]['queries']} "
             "queries (a real sentence, its real query embedding). Load, first query, RSS and latency measured "
             "in a fresh process; hybrid = dense + BM25 + fusion, without the query embedding "
-            f"({rows[0]['query_embed_ms']:.1f} ms p50 for one query with this embedder); dense and BM25 = "
-            "each store search alone (50 candidates, as hybrid asks).",
+            f"({rows[0]['query_embed_ms']:.1f} ms p50 for one query with this embedder): p50 and p95 over the "
+            "queries' first pass in that process (the files' pages mapped as they are first touched), warm p50 "
+            "over their second pass; dense and BM25 = each store search alone (50 candidates, as hybrid asks).",
             "",
-            "| store | chunks | index | build s | size MB | load + first query s | RSS MB (own + mapped files) | hybrid p50 ms | hybrid p95 ms | dense p50 ms | BM25 p50 ms | dense recall@10 vs exact | BM25 recall@10 vs exhaustive |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "| store | chunks | index | build s | size MB | load + first query s | RSS MB (own + mapped files) | hybrid p50 ms | hybrid p95 ms | hybrid warm p50 ms | dense p50 ms | BM25 p50 ms | dense recall@10 vs exact | BM25 recall@10 vs exhaustive |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in rows:
             built = "(kept)" if r["build_s"] != r["build_s"] else f"{r['build_s']:.1f}"  # NaN: reused
@@ -353,7 +359,8 @@ def markdown(tp: dict[str, float] | None, rows: list[dict[str, Any]], command: s
                 f"| {r['backend']} | {r['n']:,} | {r['index']} | {built} | {r['size_mb']:.0f} | "
                 f"{r['load_first_query_s']:.2f} | {r['rss_mb']:.0f} ({r.get('rss_anon_mb', 0):.0f} + "
                 f"{r.get('rss_file_mb', 0):.0f}) | {r['hybrid_p50_ms']:.1f} | "
-                f"{r['hybrid_p95_ms']:.1f} | {r['dense_p50_ms']:.1f} | {r['bm25_p50_ms']:.1f} | "
+                f"{r['hybrid_p95_ms']:.1f} | {r.get('hybrid_warm_p50_ms', float('nan')):.1f} | "
+                f"{r['dense_p50_ms']:.1f} | {r['bm25_p50_ms']:.1f} | "
                 f"{r['recall@10']:.3f} | {r.get('bm25_recall@10', 1.0):.3f} |"
             )
         out += [

@@ -45,6 +45,15 @@ def query_tokens(query: str) -> Tokens:
     return {"norm": tokens(query), "fold": folded_tokens(query)}
 
 
+QueryKey = tuple[tuple[str, ...], ...]
+
+
+def query_key(query: Tokens) -> QueryKey:
+    """A hashable form of a query's tokens: a store keeps its last BM25 search's scores under it,
+    and the retriever's ``scores()`` of those candidates then needs no second pass."""
+    return tuple(tuple(query.get(f) or ()) for f in FIELDS)
+
+
 def check_name(name: str) -> str:
     """A collection name: lower-case letters, digits, ``_`` and ``-``; no path parts."""
     if not _NAME.fullmatch(name or ""):

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..errors import IndexMismatchError, IndexNotFoundError
 from ..types import Chunk
-from . import DEFAULT_COLLECTION, FIELDS, Build, StoreInfo, Tokens
+from . import DEFAULT_COLLECTION, FIELDS, Build, QueryKey, StoreInfo, Tokens, query_key
 from .compact import CompactPostings, is_compact
 from .compact import write as write_postings
 from .faiss_index import (
@@ -134,6 +134,7 @@ class FaissStore:
         self._loaded: _Loaded | None = None
         self._sig: tuple[int, int] | None = None
         self._lock = threading.Lock()
+        self._last: tuple[QueryKey, _Loaded, dict[int, float]] | None = None
 
     # reading --------------------------------------------------------------------------------
 
@@ -174,7 +175,10 @@ class FaissStore:
         return dense_search(ld.index, ld.vectors, qv, k, ld.rerank)
 
     def sparse_search(self, query: Tokens, k: int) -> list[tuple[int, float]]:
-        return bm25_top(self.loaded.fields(query), k)
+        ld = self.loaded
+        found = bm25_top(ld.fields(query), k)
+        self._last = (query_key(query), ld, dict(found))  # scores() of these candidates: no second pass
+        return found
 
     def scores(
         self, rows: list[int], qv: np.ndarray | None, query: Tokens | None
@@ -183,7 +187,13 @@ class FaissStore:
         dense = (
             np.asarray(ld.vectors[rows], np.float32) @ np.asarray(qv, np.float32) if qv is not None else None
         )
-        sparse = bm25_at(ld.fields(query), rows) if query is not None else None
+        sparse = None
+        if query is not None:
+            last = self._last
+            known = last[2] if last is not None and last[1] is ld and last[0] == query_key(query) else {}
+            missing = [r for r in rows if r not in known]
+            got = dict(zip(missing, bm25_at(ld.fields(query), missing).tolist())) if missing else {}
+            sparse = np.array([known[r] if r in known else got[r] for r in rows], np.float32)
         return dense, sparse
 
     def chunks(self, rows: list[int]) -> list[Chunk]:

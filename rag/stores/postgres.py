@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import IndexNotFoundError
 from ..types import Chunk
-from . import DEFAULT_COLLECTION, FIELDS, K1, B, Build, StoreInfo, Tokens, unique_terms
+from . import DEFAULT_COLLECTION, FIELDS, K1, B, Build, QueryKey, StoreInfo, Tokens, query_key, unique_terms
 from .postgres_sql import BM25_ALL_SQL, BM25_ROWS_SQL, BM25_TOP_SQL, SCHEMA, TABLES, has_impact
 from .postgres_sql import connect as _connect
 from .postgres_sql import safe as _safe
@@ -38,10 +38,6 @@ logger = logging.getLogger(__name__)
 
 PER_TERM = 1000  # postings read per query term in a BM25 search
 RESCORE = 200  # candidates scored exactly
-
-
-def _key(query: Tokens) -> tuple[tuple[str, ...], ...]:
-    return tuple(tuple(query.get(f) or ()) for f in FIELDS)
 
 
 class PostgresStore:
@@ -56,7 +52,7 @@ class PostgresStore:
         self._w: Any = None
         self._r: Any = None
         self._cid: int | None = None
-        self._last: tuple[tuple[tuple[str, ...], ...], dict[int, float]] | None = None
+        self._last: tuple[QueryKey, dict[int, float]] | None = None
         self._impact: bool | None = None
 
     # connections ------------------------------------------------------------------------------
@@ -176,7 +172,7 @@ class PostgresStore:
     def sparse_search(self, query: Tokens, k: int, exhaustive: bool = False) -> list[tuple[int, float]]:
         """The ``k`` best chunks by BM25 (pruned as the module says; ``exhaustive`` sums every posting)."""
         found = [(i, s) for i, s in self._bm25(query, None, k, exhaustive) if s > 0]
-        self._last = (_key(query), dict(found))  # scores() of these candidates need no second pass
+        self._last = (query_key(query), dict(found))  # scores() of these candidates need no second pass
         return found
 
     def scores(
@@ -194,7 +190,7 @@ class PostgresStore:
             dense = np.array([got.get(r, 0.0) for r in rows], np.float32)
         if query is not None:
             last = self._last
-            by_row = dict(last[1]) if last is not None and last[0] == _key(query) else {}
+            by_row = dict(last[1]) if last is not None and last[0] == query_key(query) else {}
             missing = [r for r in rows if r not in by_row]
             if missing:
                 by_row.update(self._bm25(query, missing, None))
