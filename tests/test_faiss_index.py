@@ -67,6 +67,7 @@ def test_quantised_hnsw_recall_reload_and_incremental_commit(tmp_path: Path, bas
     ld = st.loaded
     assert isinstance(ld.index, faiss.IndexHNSWSQ) and isinstance(ld.vectors, np.memmap)
     assert np.array_equal(np.asarray(ld.vectors), vecs)  # the float vectors, kept exactly
+    assert np.array_equal(ld.floats([7, 2, N - 1]), vecs[[7, 2, N - 1]])  # read by row, not mapped
     queries = base[1][:40] + 0.05
     recall = []
     for q in queries / np.linalg.norm(queries, axis=1, keepdims=True):

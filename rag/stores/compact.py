@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Iterable
 from itertools import chain, islice
 from pathlib import Path
@@ -114,6 +115,22 @@ def _maxima(
     return out
 
 
+def _available() -> int:
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not on Linux: no read-ahead
+        return 0
+
+
+def _map_in(*arrays: np.ndarray) -> None:
+    """Read memory-mapped postings in now, one byte a page: the first queries of a server then
+    do not wait on page faults (at a million chunks they ran 20 ms slower until then). Only when
+    they fit in a quarter of the free memory; the kernel can still drop the pages under pressure."""
+    for a in arrays:
+        step = max(1, 4096 // a.itemsize)
+        int(np.add.reduce(a[::step], dtype=np.int64))
+
+
 def _gather(parts: list[np.ndarray], order: np.ndarray) -> np.ndarray:
     """``concatenate(parts)[order]``, the parts freed as soon as they are joined."""
     whole = np.concatenate(parts)
@@ -131,6 +148,8 @@ class CompactPostings:
         a = {f: np.asarray(np.load(folder / f"{f}.npy", mmap_mode="r")) for f in _FILES}
         self.bounds, self.low, self.tf = a["bounds"], a["low"], a["tf"]
         self.idf, self.maxima = np.array(a["idf"]), a["maxima"]
+        if self.low.nbytes + self.tf.nbytes < _available() // 4:
+            _map_in(self.low, self.tf)
         self.dl = np.array(a["dl"], np.uint16 if a["dl"].max(initial=0) < 1 << 16 else np.int32)  # in memory
         self.k1, self.b, self.avgdl = float(meta["k1"]), float(meta["b"]), float(meta["avgdl"])
         # tf / (norm + tf) for every length and the common counts: the same float64 values as

@@ -10,6 +10,7 @@ Indexes built before with HNSW over float vectors (``hnsw``) still load and sear
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -78,16 +79,17 @@ def top_k(s: np.ndarray, k: int) -> np.ndarray:
 
 
 def dense_search(
-    index: Any, vectors: np.ndarray, qv: np.ndarray, k: int, rerank: bool
+    index: Any, qv: np.ndarray, k: int, floats: Callable[[np.ndarray], np.ndarray] | None
 ) -> list[tuple[int, float]]:
-    """(row, cosine) of the ``k`` nearest; ``rerank``: exact cosines of the index's candidates."""
+    """(row, cosine) of the ``k`` nearest; with ``floats`` (rows → their float vectors), the
+    index's best ``RERANK`` candidates are scored again exactly."""
     q = np.asarray(qv, np.float32)
     n = int(index.ntotal)
     if n == 0 or k <= 0:
         return []
-    scores, ids = index.search(q[None, :], min(max(k, RERANK) if rerank else k, n))
-    if not rerank:
+    scores, ids = index.search(q[None, :], min(max(k, RERANK) if floats else k, n))
+    if floats is None:
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
-    rows = np.sort(ids[0][ids[0] >= 0])  # in file order: the memory-mapped reads go forward
-    exact = np.asarray(vectors[rows], np.float32) @ q
+    rows = np.sort(ids[0][ids[0] >= 0])  # in file order: the reads go forward
+    exact = floats(rows) @ q
     return [(int(rows[i]), float(exact[i])) for i in top_k(exact, k)]
