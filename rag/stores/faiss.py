@@ -7,14 +7,15 @@ Layout of a collection's folder::
     tokens-<build>.jsonl     each chunk's BM25 tokens (to rebuild BM25 when files change)
     dense-<build>.faiss      normalised vectors: exact inner product; above a threshold, HNSW over
                              8-bit quantised vectors (older builds: HNSW over float vectors)
-    vectors-<build>.npy      the float vectors of a quantised build, memory-mapped (exact re-ranking)
+    vectors-<build>.npy      the float vectors of a quantised build (exact re-ranking reads them by row)
     bm25-<build>/norm|fold/  the two BM25 indexes (``compact.py``; older builds: bm25s'), memory-mapped
     pending/                 files added since the last commit (kept if the process is killed)
 
 A commit writes a new build beside the old one and replaces the manifest last with
 ``os.replace``: readers see the old build or the new one, never half of one. Loading reads no
-chunk text (lines are read on demand), memory-maps BM25 and a quantised build's float vectors,
-and takes an exact index's vectors from the FAISS index itself rather than from a second copy.
+chunk text (lines are read on demand), memory-maps BM25 (``compact.py`` reads it in when it fits
+in memory) and a quantised build's float vectors, and takes an exact index's vectors from the FAISS
+index itself rather than from a second copy.
 """
 
 from __future__ import annotations
