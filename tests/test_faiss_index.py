@@ -202,3 +202,15 @@ def test_compact_postings_are_bm25s_weights_bit_for_bit(
         got = postings.bm25_top([(cp, [term])], len(rows))
         assert sorted(got) == sorted(zip(rows.tolist(), want[rows].tolist()))
         assert postings.bm25_at([(cp, [term])], rows.tolist()).tolist() == want[rows].tolist()
+
+
+def test_postings_are_read_in_only_when_they_fit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    compact.write(tmp_path / "f", [["a", "b"], ["b", "c", "c"]])
+    seen: list[int] = []
+    monkeypatch.setattr(compact, "_map_in", lambda *a: seen.append(sum(x.nbytes for x in a)))
+    monkeypatch.setattr(compact, "_available", lambda: 4 * 2**30)
+    compact.CompactPostings(tmp_path / "f")
+    assert seen == [4 * 3]  # four postings: a row's low bits (2 bytes) and a count (1 byte) each
+    monkeypatch.setattr(compact, "_available", lambda: 40)  # the postings are over a quarter of it
+    compact.CompactPostings(tmp_path / "f")
+    assert len(seen) == 1
