@@ -13,10 +13,9 @@ from dataclasses import dataclass
 
 from .followup import name_spans
 from .prompt import strip_format
-from .text import fold, match_form, nfc, split_sentences, tone_normalize
+from .text import CITATION, fold, match_form, nfc, split_sentences, tone_normalize
 from .types import Citation, Hit
 
-_MARK = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 _NUM = re.compile(r"\d+(?:[.,/:\-]\d+)*")
 _SYL = re.compile(r"\w+")
 # A run of capitalised syllables (a name), not at the start of the sentence.
@@ -170,7 +169,7 @@ def support(claim: str, passage: str, context: str = "", given: str = "", about:
 
 def copied_share(claim: str, passage: str) -> float:
     """The share of the claim's word triples found in ``passage`` (1.0: copied word for word)."""
-    words = _SYL.findall(match_form(_MARK.sub("", claim)))
+    words = _SYL.findall(match_form(CITATION.sub("", claim)))
     triples = {tuple(words[i : i + 3]) for i in range(len(words) - 2)}
     if not triples:
         return 0.0
@@ -185,7 +184,7 @@ def best_quote(claim: str, passage: str, question: str = "") -> tuple[str, int]:
     the question's words counting half (a short answer says little on its own)."""
     csyl = _syllables(claim)
     qsyl = _syllables(question) - csyl
-    phrase = match_form(_MARK.sub("", claim)).strip(" .;:")
+    phrase = match_form(CITATION.sub("", claim)).strip(" .;:")
     best, best_score, best_start = passage, -1.0, 0
     for s, e in split_sentences(passage):
         sent = passage[s:e]
@@ -208,7 +207,7 @@ class Verified:
 
 def parse_markers(text: str) -> list[int]:
     out: list[int] = []
-    for m in _MARK.finditer(text):
+    for m in CITATION.finditer(text):
         out.extend(int(x) for x in re.split(r"\s*[,;]\s*", m.group(1)))
     return out
 
@@ -234,7 +233,7 @@ def verify(reply: str, passages: list[Hit], question: str = "") -> Verified:
     grounded = False
     for sent in sentences:
         marks = parse_markers(sent)
-        claim = _MARK.sub("", sent).strip()
+        claim = CITATION.sub("", sent).strip()
         if not _SYL.search(claim):
             continue
         cands = marks or all_marks

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import QAFileError
+from .text import CITATION
 from .types import Answer, Hit
 
 KS = (1, 3, 5, 10)
@@ -90,9 +91,6 @@ def contains_quote(passage: str, quote: str) -> bool:
     return fold_ws(quote) in fold_ws(passage)
 
 
-_MARKER = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
-
-
 def _has(text: str, phrase: str) -> bool:
     """``phrase`` in ``text`` as whole syllables: "ba" is not found in "bao", "15" not in "150"."""
     p = _canon(phrase)
@@ -107,7 +105,7 @@ def _has(text: str, phrase: str) -> bool:
 def keywords_ok(answer: str, keywords: Sequence[str]) -> bool:
     """Every entry has one of its ``|`` alternatives in the answer as whole syllables (NFC, case
     and spaces folded)."""
-    text = _canon(_MARKER.sub("", answer))
+    text = _canon(CITATION.sub("", answer))
     return all(any(_has(text, alt) for alt in entry.split("|")) for entry in keywords)
 
 
@@ -117,7 +115,7 @@ _PUNCT = re.compile(r"[^\w\s]")
 def answer_syllables(text: str) -> list[str]:
     """Syllables for exact match and F1 as the ViQuAD papers score them: NFC, lower case, [n]
     markers and punctuation removed."""
-    return _PUNCT.sub(" ", _canon(_MARKER.sub("", text))).split()
+    return _PUNCT.sub(" ", _canon(CITATION.sub("", text))).split()
 
 
 def exact_match(prediction: str, references: Sequence[str]) -> float:

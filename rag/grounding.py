@@ -11,12 +11,9 @@
 from __future__ import annotations
 
 import math
-import re
 
 from .short import QUESTION_SYLLABLES, question_word_at
-from .text import split_sentences, syllables
-
-_MARK = re.compile(r"\s*\[\d+(?:\s*[,;]\s*\d+)*\]")
+from .text import CITATION, split_sentences, syllables
 
 
 def echoes_question(question: str, answer: str) -> bool:
@@ -24,7 +21,7 @@ def echoes_question(question: str, answer: str) -> bool:
     (has a question word) answered with only its own word pairs, in the same order ("Quốc gia nào
     không tán thành …?" → "Quốc gia nào không tán thành … [1]"). "Trung Quốc" is new to a question
     about "Trung Hoa Dân Quốc": the pair (trung, quốc) is not in it."""
-    said = syllables(_MARK.sub("", answer))
+    said = syllables(CITATION.sub("", answer))
     asked = syllables(question)
     if not said:
         return True
@@ -40,7 +37,7 @@ def colocation(question: str, answer: str, passages: list[str]) -> float:
     """The weighted share of the question's words found in the best sentence of ``passages``
     that holds every syllable of ``answer``; 0.0 when no single sentence holds it."""
     sentences = [set(syllables(p[s:e])) for p in passages for s, e in split_sentences(p)]
-    said = set(syllables(_MARK.sub("", answer)))
+    said = set(syllables(CITATION.sub("", answer)))
     asked = set(syllables(question)) - said - QUESTION_SYLLABLES
     if not sentences or not said or not asked:
         return 0.0

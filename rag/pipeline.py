@@ -22,7 +22,7 @@ from .index import passage_text
 from .prompt import says_not_found, strip_format
 from .retrieve import Mode, Retriever
 from .short import short_answer, snap, verbatim
-from .text import fold, match_form
+from .text import CITATION, fold, match_form
 from .types import Answer, Hit, Timings
 
 logger = logging.getLogger(__name__)
@@ -36,7 +36,6 @@ MAX_TURNS = 5  # how far back a chain of follow-ups is followed
 _FOLLOW_UP = re.compile(r"^(còn|vậy|thế còn|và)\s|thì sao|thi sao", re.I)
 _PRONOUN = re.compile(r"\b(đó|này|ấy|họ|nó|vậy)\b", re.I)
 _SYL = re.compile(r"\w+")
-_MARKS = re.compile(r"\[\d+(?:\s*[,;]\s*\d+)*\]")
 
 
 def _bigrams(text: str) -> set[tuple[str, str]]:
@@ -312,7 +311,7 @@ class RAG:
             evidence = [f"({c.title}) {c.quote}" for c in answer.citations]
             # the short answer: judged on the whole sentence, the model mostly agrees with itself
             sig.support = gen.support_probability(
-                asked, answer.short or _MARKS.sub("", answer.text), evidence
+                asked, answer.short or CITATION.sub("", answer.text), evidence
             )
         answer.signals = sig.as_dict()
         answer.timings.check_ms = (time.perf_counter() - t) * 1000
@@ -324,7 +323,7 @@ class RAG:
     def _from_pointed_passages(q: str, raw: str, passages: list[Hit]) -> Verified | None:
         """A reply of markers only ("Trả lời: [2]") points at passages but says nothing: answer
         from the best matching sentence of the passages it pointed at."""
-        if _SYL.search(_MARKS.sub("", strip_format(raw))):
+        if _SYL.search(CITATION.sub("", strip_format(raw))):
             return None  # the model did write a claim; it just was not supported
         pointed = [n for n in dict.fromkeys(parse_markers(raw)) if 1 <= n <= len(passages)]
         if not pointed:

@@ -13,13 +13,12 @@ import re
 from collections import Counter
 from difflib import SequenceMatcher
 
-from .text import fold, match_form, syllables
+from .text import CITATION, fold, match_form, syllables
 
 # A run of passage words holding all of a short answer's words and few more (syllable F1 at least
 # this) is the answer in the document's wording ("Ireland, Malta và Anh Quốc" for "Ireland, Malta,
 # Anh Quốc"); with more words added it is a longer statement, not the same answer.
 SNAP_F1 = 0.75
-_MARK = re.compile(r"\s*\[\d+(?:\s*[,;]\s*\d+)*\]")
 _WORD = re.compile(r"\w+(?:[.,/:\-]\w+)*", re.UNICODE)
 # Vietnamese question words (accent-folded), longest first; and the English ones.
 _QUESTION_WORDS = [
@@ -63,7 +62,7 @@ def question_word_at(folded: list[str]) -> tuple[int, int] | None:
 
 def short_answer(question: str, answer: str) -> str:
     """The part of ``answer`` that answers ``question`` (the whole answer when it cannot tell)."""
-    text = _MARK.sub("", answer).strip().rstrip(" .!?;:…")
+    text = CITATION.sub("", answer).strip().rstrip(" .!?;:…")
     a_words, q_words = _words(text), _words(question)
     if not a_words or not q_words:
         return text
@@ -129,7 +128,7 @@ def snap(answer: str, passages: list[str], min_f1: float = SNAP_F1) -> str:
     return best.strip(_SPAN_PUNCT) if best_score >= min_f1 else answer
 
 
-_TRAILING_MARKS = re.compile(r"^(.*?)((?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])+)\s*[.!?…]?\s*$", re.DOTALL)
+_TRAILING_MARKS = re.compile(rf"^(.*?)((?:{CITATION.pattern})+)\s*[.!?…]?\s*$", re.DOTALL)
 
 
 def verbatim(answer: str, short: str, snapped: str) -> str:
@@ -137,7 +136,7 @@ def verbatim(answer: str, short: str, snapped: str) -> str:
     ("Ireland, Malta và Anh Quốc [1]") when ``snap`` found them: what the reader sees is then a
     copy of the cited text. A sentence, or a phrase that was not snapped, stays as it was."""
     m = _TRAILING_MARKS.match(answer)
-    if snapped == short or not m or _MARK.search(m.group(1)):
+    if snapped == short or not m or CITATION.search(m.group(1)):
         return answer
     if m.group(1).strip().rstrip(" .!?;:…") != short:
         return answer  # a sentence around the short answer: its wording is the model's, checked as such

@@ -12,6 +12,9 @@ from functools import lru_cache
 _TONES = {"\u0300", "\u0301", "\u0303", "\u0309", "\u0323"}  # huyền sắc ngã hỏi nặng
 _WORD = re.compile(r"\w+")
 
+# a citation marker, "[1]" or " [1, 2]", with the space before it; its numbers are group 1
+CITATION = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+
 
 def nfc(text: str) -> str:
     """NFC with no-break and other odd spaces made plain spaces (lengths never change)."""
