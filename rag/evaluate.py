@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import QAFileError
-from .text import CITATION
+from .text import CITATION, overlap_f1
 from .types import Answer, Hit
 
 KS = (1, 3, 5, 10)
@@ -128,11 +128,7 @@ def syllable_f1(prediction: str, references: Sequence[str]) -> float:
     pred = answer_syllables(prediction)
     best = 0.0
     for ref in references:
-        gold = answer_syllables(ref)
-        common = sum((Counter(pred) & Counter(gold)).values())
-        if common:
-            p, r = common / len(pred), common / len(gold)
-            best = max(best, 2 * p * r / (p + r))
+        best = max(best, overlap_f1(Counter(pred), Counter(answer_syllables(ref))))
     return best
 
 

@@ -13,7 +13,7 @@ import re
 from collections import Counter
 from difflib import SequenceMatcher
 
-from .text import CITATION, fold, match_form, syllables
+from .text import CITATION, fold, match_form, overlap_f1, syllables
 
 # A run of passage words holding all of a short answer's words and few more (syllable F1 at least
 # this) is the answer in the document's wording ("Ireland, Malta và Anh Quốc" for "Ireland, Malta,
@@ -96,14 +96,6 @@ _SPAN_WORD = re.compile(r"\S+")
 _SPAN_PUNCT = " ,.;:!?…()[]\"'“”"
 
 
-def _f1(want: Counter[str], got: list[str]) -> float:
-    common = sum((want & Counter(got)).values())
-    if not common:
-        return 0.0
-    p, r = common / len(got), common / want.total()
-    return 2 * p * r / (p + r)
-
-
 def snap(answer: str, passages: list[str], min_f1: float = SNAP_F1) -> str:
     """The shortest run of passage words that holds every word of ``answer`` and little more
     (syllable F1 ≥ ``min_f1``), so the short answer shown is the document's own wording:
@@ -122,7 +114,7 @@ def snap(answer: str, passages: list[str], min_f1: float = SNAP_F1) -> str:
                 got += sylls[j]
                 if need - Counter(got):
                     continue  # a run that leaves out a word of the answer says something else
-                score = _f1(need, got)
+                score = overlap_f1(Counter(got), need)
                 if score > best_score or (score == best_score and 0 < len(got) < best_len):
                     best, best_score, best_len = text[words[i].start() : words[j].end()], score, len(got)
     return best.strip(_SPAN_PUNCT) if best_score >= min_f1 else answer

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from functools import lru_cache
 
 _TONES = {"\u0300", "\u0301", "\u0303", "\u0309", "\u0323"}  # huyền sắc ngã hỏi nặng
@@ -204,3 +205,12 @@ def syllables(text: str) -> list[str]:
 def folded_tokens(text: str) -> list[str]:
     """The same tokens over the accent-folded copy."""
     return tokens(fold(match_form(text)))
+
+
+def overlap_f1(got: Counter[str], want: Counter[str]) -> float:
+    """SQuAD-style F1 of two bags of words (syllables): harmonic mean of precision and recall."""
+    common = sum((got & want).values())
+    if not common:
+        return 0.0
+    p, r = common / got.total(), common / want.total()
+    return 2 * p * r / (p + r)
