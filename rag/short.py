@@ -60,9 +60,14 @@ def question_word_at(folded: list[str]) -> tuple[int, int] | None:
     return None
 
 
+def _bare(text: str) -> str:
+    """Text without its surrounding spaces and closing punctuation."""
+    return text.strip().rstrip(" .!?;:…")
+
+
 def short_answer(question: str, answer: str) -> str:
     """The part of ``answer`` that answers ``question`` (the whole answer when it cannot tell)."""
-    text = CITATION.sub("", answer).strip().rstrip(" .!?;:…")
+    text = _bare(CITATION.sub("", answer))
     a_words, q_words = _words(text), _words(question)
     if not a_words or not q_words:
         return text
@@ -130,6 +135,6 @@ def verbatim(answer: str, short: str, snapped: str) -> str:
     m = _TRAILING_MARKS.match(answer)
     if snapped == short or not m or CITATION.search(m.group(1)):
         return answer
-    if m.group(1).strip().rstrip(" .!?;:…") != short:
+    if _bare(m.group(1)) != short:
         return answer  # a sentence around the short answer: its wording is the model's, checked as such
     return snapped + m.group(2)
