@@ -169,47 +169,88 @@ def test_collections_on_postgres(pg, tmp_path: Path, monkeypatch, capsys) -> Non
 
 
 def test_postgres_bm25_pruned_to_each_terms_best_postings(pg, corpus_copy: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """With a few postings read per term, the best chunks and their scores are still the exhaustive ones."""
-    from rag.stores import postgres
+    """With three postings kept per term, the best chunks and their scores are still the exhaustive ones."""
+    from rag.stores import postgres, postgres_bm25
     from rag.stores.postgres import PostgresStore
 
     primary, _ = pg
-    st = PostgresStore(primary.url, f"prune_{int(time.time() * 1000) % 10**8}")
-    _build(st, corpus_copy)
-    monkeypatch.setattr(postgres, "PER_TERM", 3)
+    monkeypatch.setattr(postgres_bm25, "HEAD", 3)
     monkeypatch.setattr(postgres, "RESCORE", 10)
-    for q in QUERIES:
+    st = PostgresStore(primary.url, f"prune_{int(time.time() * 1000) % 10**8}")
+    info = _build(st, corpus_copy)
+    assert st.info().index_type == "hnsw"  # made at the end of the build
+    heads = st.w.execute(f"SELECT df, length(head_rows) / 8, head_min FROM rag_terms_{st._id()}").fetchall()
+    assert all(n == min(df, 3) for df, n, _ in heads)  # each term keeps its three best postings
+    assert any(df > 3 and low > 0 for df, _, low in heads) and info.chunks > 3
+    full_all = st.exhaustive([query_tokens(q) for q in QUERIES], 50)
+    for q, full in zip(QUERIES, full_all):
         qt = query_tokens(q)
-        full = st.sparse_search(qt, 50, exhaustive=True)  # type: ignore[call-arg]
         pruned = st.sparse_search(qt, 50)
+        assert full == st.sparse_search(qt, 50, exhaustive=True)  # type: ignore[call-arg]
         assert len(pruned) < len(full)  # fewer chunks were looked at ...
         assert [i for i, _ in pruned[:3]] == [i for i, _ in full[:3]]  # ... yet the best ones are the same
-        assert [s for _, s in pruned[:3]] == pytest.approx([s for _, s in full[:3]], rel=1e-5)
+        assert [s for _, s in pruned[:3]] == pytest.approx([s for _, s in full[:3]], rel=1e-9)
+    st.delete_file("001_98b07f8de306c9c3")  # its chunks leave every head they were in
+    gone = {
+        r
+        for (r,) in st.w.execute(
+            f"SELECT id FROM rag_chunks_{st._id()} WHERE doc_id = '001_98b07f8de306c9c3'"
+        )
+    }
+    assert not gone  # deleted
+    left = {r for (r,) in st.w.execute(f"SELECT id FROM rag_chunks_{st._id()}")}
+    for (rows,) in st.w.execute(f"SELECT head_rows FROM rag_terms_{st._id()}"):
+        assert set(np.frombuffer(rows, ">i8").tolist()) <= left
     st.close()
 
 
-def test_postgres_collection_from_before_impacts_is_upgraded(pg, corpus_copy: Path) -> None:  # type: ignore[no-untyped-def]
+def _to_first_layout(url: str, cid: int) -> None:
+    """Rewrite a collection as the first version stored it: one row per posting, no bags or heads."""
     import psycopg
 
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute(f"CREATE TABLE rag_postings_{cid} (field smallint NOT NULL, term text NOT NULL, "
+                  "chunk bigint NOT NULL, tf int NOT NULL, dl int NOT NULL, PRIMARY KEY (field, term, chunk))")  # fmt: skip
+        terms = {
+            tid: (f, term) for f, term, tid in c.execute(f"SELECT field, term, tid FROM rag_terms_{cid}")
+        }
+        rows = []
+        for chunk, dl0, dl1, tids, tfs in c.execute(f"SELECT chunk, dl0, dl1, tids, tfs FROM rag_bags_{cid}"):
+            for tid, tf in zip(np.frombuffer(tids, ">i4"), np.frombuffer(tfs, ">i2")):
+                f, term = terms[int(tid)]
+                rows.append((f, term, chunk, int(tf), dl0 if f == 0 else dl1))
+        with c.cursor().copy(f"COPY rag_postings_{cid} FROM STDIN") as cp:
+            for r in rows:
+                cp.write_row(r)
+        c.execute(f"DROP TABLE rag_bags_{cid}")
+        c.execute(f"ALTER TABLE rag_terms_{cid} DROP COLUMN tid, DROP COLUMN head_rows, DROP COLUMN head_imp, "
+                  "DROP COLUMN head_min")  # fmt: skip
+
+
+def test_postgres_collection_in_the_first_layout_is_migrated(pg, corpus_copy: Path) -> None:  # type: ignore[no-untyped-def]
+    from rag.errors import StoreError
     from rag.stores.postgres import PostgresStore
 
     primary, _ = pg
     name = f"old_{int(time.time() * 1000) % 10**8}"
     st = PostgresStore(primary.url, name)
     _build(st, corpus_copy)
-    qt = query_tokens(QUERIES[0])
-    want = st.sparse_search(qt, 10)
+    want = {q: st.sparse_search(query_tokens(q), 10) for q in QUERIES}
     cid = st._id()
     st.close()
-    with psycopg.connect(primary.url, autocommit=True) as c:  # as an earlier version wrote it
-        c.execute(f"ALTER TABLE rag_postings_{cid} DROP COLUMN impact")
+    _to_first_layout(primary.url, cid)
+    on_replica = PostgresStore(primary.url, name, read_url=primary.url)  # reads elsewhere: may not migrate
+    with pytest.raises(StoreError, match="rag collections"):
+        on_replica.sparse_search(query_tokens(QUERIES[0]), 10)
+    on_replica.close()
     old = PostgresStore(primary.url, name)
-    assert old.sparse_search(qt, 10) == _close(want)  # read whole, still right
-    _build(old, corpus_copy)  # the next `rag index` computes the impacts
+    assert {q: old.sparse_search(query_tokens(q), 10) for q in QUERIES} == {
+        q: _close(w) for q, w in want.items()
+    }
+    assert old.w.execute("SELECT to_regclass(%s)", (f"rag_postings_{cid}",)).fetchone()[0] is None
+    again = _build(old, corpus_copy)  # and it goes on as any other
+    assert again.embedded == 0
     old.close()
-    again = PostgresStore(primary.url, name)
-    assert again._has_impact() and again.sparse_search(qt, 10) == _close(want)
-    again.close()
 
 
 def _close(found: list[tuple[int, float]]) -> list[tuple[int, object]]:
@@ -224,3 +265,42 @@ def test_top_k_is_a_stable_sort_cut_short() -> None:
         s = rng.integers(0, 4, rng.integers(1, 40)).astype(np.float32)  # many ties
         k = int(rng.integers(1, 45))
         assert list(top_k(s, k)) == list(np.argsort(-s, kind="stable")[:k])
+
+
+def test_heads_keep_each_terms_best_postings() -> None:
+    from rag.stores.postgres_bm25 import heads, merge, unpack_heads
+
+    tid = np.array([7, 3, 7, 7, 3, 7])
+    row = np.array([1, 2, 5, 3, 9, 4])
+    imp = np.array([0.2, 0.9, 0.8, 0.5, 0.1, 0.5])
+    t, r, i = merge(tid, row, imp, keep=3)
+    assert t.tolist() == [3, 3, 7, 7, 7] and r.tolist() == [2, 9, 5, 3, 4]  # best first, ties by row
+    stored = [(h[0], h[1], h[2]) for h in heads(t, r, i)]
+    back = unpack_heads(stored)
+    assert back[0].tolist() == t.tolist() and back[1].tolist() == r.tolist()
+    assert back[2] == pytest.approx(i)
+
+
+def test_query_scores_are_bm25_of_the_bags() -> None:
+    """Two fields, a term counted twice in the query, a chunk without any query term."""
+    from rag.stores import K1, B
+    from rag.stores.postgres_bm25 import TF, TID, Query
+
+    n, ln, lf = 10, 60, 40  # 10 chunks: average lengths 6 and 4
+    q = Query(n, ln, lf, [(0, 11, 2, 2), (1, 21, 5, 1)])  # (field, term id, df, times in the query)
+    bags = [
+        (100, 8, 3, np.array([11, 30], TID).tobytes(), np.array([3, 1], TF).tobytes()),
+        (101, 4, 5, np.array([21, 11], TID).tobytes(), np.array([1, 1], TF).tobytes()),
+        (102, 6, 4, np.array([30], TID).tobytes(), np.array([2], TF).tobytes()),
+    ]
+
+    def bm25(tf: float, df: int, dl: int, avg: float) -> float:
+        return float(np.log(1 + (n - df + 0.5) / (df + 0.5)) * tf / (tf + K1 * (1 - B + B * dl / avg)))
+
+    got = q.score(bags)
+    assert got[100] == pytest.approx(2 * bm25(3, 2, 8, 6.0))
+    assert got[101] == pytest.approx(2 * bm25(1, 2, 4, 6.0) + bm25(1, 5, 5, 4.0))
+    assert got[102] == 0.0
+    heads = [(11, np.array([100, 101], ">i8").tobytes(), np.array([0.9, 0.4], ">f4").tobytes()),
+             (21, np.array([101], ">i8").tobytes(), np.array([0.5], ">f4").tobytes())]  # fmt: skip
+    assert q.candidates(heads, 1) == [100] and sorted(q.candidates(heads, 5)) == [100, 101]

@@ -2,19 +2,15 @@
 
 Tables: ``rag_collections`` (one row a collection: its build and BM25 statistics), ``rag_files``,
 and per collection ``rag_chunks_<id>`` (chunk, vector with an HNSW index, token counts),
-``rag_postings_<id>`` (field, term, chunk, tf, document length, impact) and ``rag_terms_<id>``
-(document frequencies). BM25 is computed in SQL with exactly the formula bm25s uses (Lucene's,
-k1=1.5, b=0.75) over the project's own Vietnamese tokens, so sparse scores match the FAISS store.
-
-A BM25 search does not sum whole posting lists: a common syllable is in half of all chunks. Each
-query term gives at most ``PER_TERM`` postings, those with the highest impact (the term's BM25
-weight in that chunk, as of when it was written); the best ``RESCORE`` candidates by those partial
-sums are then scored exactly. A term rarer than ``PER_TERM`` chunks is read whole, so only a chunk
-that ranks low on every common term and has none of the rare ones can be missed (measured by
-``rag bench --scale`` as BM25 recall against the exhaustive sum).
+``rag_bags_<id>`` (each chunk's terms and counts) and ``rag_terms_<id>`` (each term's id, document
+frequency and best postings). BM25 is computed from these with exactly the formula bm25s uses,
+over the project's own Vietnamese tokens, so sparse scores match the FAISS store; how a search
+finds its candidates is in ``postgres_bm25.py``.
 
 Every ``add`` and ``delete_file`` is one transaction: a killed build leaves whole files or none.
-Searches can go to a streaming read replica (``RAG_STORE_READ``); writes go to the primary.
+The HNSW index is made at ``commit`` when the collection has none (a first build fills the table,
+then indexes it once). Searches can go to a streaming read replica (``RAG_STORE_READ``); writes go
+to the primary.
 """
 
 from __future__ import annotations
@@ -27,17 +23,19 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import IndexNotFoundError
+from ..errors import IndexNotFoundError, StoreError
 from ..types import Chunk
-from . import DEFAULT_COLLECTION, FIELDS, K1, B, Build, QueryKey, StoreInfo, Tokens, query_key, unique_terms
-from .postgres_sql import BM25_ALL_SQL, BM25_ROWS_SQL, BM25_TOP_SQL, SCHEMA, TABLES, has_impact
+from . import DEFAULT_COLLECTION, FIELDS, Build, QueryKey, StoreInfo, Tokens, query_key, unique_terms
+from . import postgres_bm25 as bm25
+from . import postgres_terms as terms
+from .postgres_sql import BAGS_SQL, HAS_HNSW, HNSW, SCHEMA, TABLES, TERMS_SQL
 from .postgres_sql import connect as _connect
 from .postgres_sql import safe as _safe
 
 logger = logging.getLogger(__name__)
 
-PER_TERM = 1000  # postings read per query term in a BM25 search
-RESCORE = 200  # candidates scored exactly
+RESCORE = 200  # candidates of a BM25 search scored exactly
+INDEX_MEM_MB = 1024  # maintenance_work_mem for building the HNSW index, unless the server allows more
 
 
 class PostgresStore:
@@ -53,7 +51,6 @@ class PostgresStore:
         self._r: Any = None
         self._cid: int | None = None
         self._last: tuple[QueryKey, dict[int, float]] | None = None
-        self._impact: bool | None = None
 
     # connections ------------------------------------------------------------------------------
 
@@ -95,8 +92,22 @@ class PostgresStore:
                     f"no collection {self.collection!r} in {_safe(self.url)} — build it with: "
                     f"rag index <folder> --collection {self.collection}"
                 )
+            self._layout(int(row[0]), conn or self.r)
             self._cid = int(row[0])
         return self._cid
+
+    def _layout(self, cid: int, conn: Any) -> None:
+        """A collection written with one row per posting (an earlier version) is migrated, once."""
+        if conn.execute("SELECT to_regclass(%s)", (f"rag_postings_{cid}",)).fetchone()[0] is None:
+            return
+        if conn is not self.w:
+            raise StoreError(
+                f"collection {self.collection!r} was written by an earlier version and must be migrated "
+                f"once on the primary: run `rag collections` with RAG_STORE={_safe(self.url)}"
+            )
+        with self.w.transaction():
+            if terms.migrate(self.w, cid):
+                logger.info("collection %s: BM25 postings moved to bags and heads", self.collection)
 
     def _sql(self, text: str, **kw: Any) -> str:
         return text.format(id=self._id(), **kw)
@@ -128,9 +139,8 @@ class PostgresStore:
             ).fetchall()
         return [(int(i), float(s)) for i, s in rows]
 
-    def _bm25(
-        self, query: Tokens, rows: list[int] | None, k: int | None, exhaustive: bool = False
-    ) -> list[tuple[int, float]]:
+    def _terms(self, query: Tokens, heads: bool) -> tuple[bm25.Query | None, list[Any]]:
+        """The query's terms as stored (with their heads if asked); ``None`` when none is."""
         f, t, n = [], [], []
         for fi, name in enumerate(FIELDS):
             for term, count in unique_terms(query.get(name) or []).items():
@@ -138,42 +148,47 @@ class PostgresStore:
                 t.append(term)
                 n.append(count)
         if not t:
-            return []
-        exhaustive = exhaustive or not self._has_impact()
-        sql = BM25_ROWS_SQL if rows is not None else BM25_ALL_SQL if exhaustive else BM25_TOP_SQL
-        args = {
-            "f": f,
-            "t": t,
-            "n": n,
-            "cid": self._id(),
-            "rows": rows,
-            "k": k,
-            "rescore": max(RESCORE, k or 0),
-            "per_term": PER_TERM,
-        }
+            return None, []
+        sql = TERMS_SQL.format(heads=", t.tid, t.head_rows, t.head_imp" if heads else "")
         with self._lock:
-            out = self.r.execute(sql.format(id=self._id()), args)
-            return [(int(i), float(s)) for i, s in out.fetchall()]
+            rows = self.r.execute(
+                sql.format(id=self._id()), {"f": f, "t": t, "n": n, "cid": self._id()}
+            ).fetchall()
+        if not rows:
+            return None, []
+        n_chunks, len_norm, len_fold = rows[0][4:7]
+        q = bm25.Query(n_chunks, len_norm, len_fold, [r[:4] for r in rows])
+        return q, [r[7:10] for r in rows]
 
-    def _has_impact(self) -> bool:
-        """Collections written before postings had an impact are searched without pruning."""
-        if self._impact is None:
-            with self._lock:
-                self._impact = has_impact(self.r, self._id())
-            if not self._impact:
-                logger.warning(
-                    "collection %s was written by an older version: BM25 reads whole posting lists "
-                    "(slow on large collections); rebuild it with: rag index <folder> --collection %s",
-                    self.collection,
-                    self.collection,
-                )
-        return self._impact
+    def _exact(self, q: bm25.Query, rows: list[int]) -> dict[int, float]:
+        with self._lock:
+            bags = self.r.execute(self._sql(BAGS_SQL), (rows,)).fetchall()
+        return q.score(bags)
 
     def sparse_search(self, query: Tokens, k: int, exhaustive: bool = False) -> list[tuple[int, float]]:
-        """The ``k`` best chunks by BM25 (pruned as the module says; ``exhaustive`` sums every posting)."""
-        found = [(i, s) for i, s in self._bm25(query, None, k, exhaustive) if s > 0]
+        """The ``k`` best chunks by BM25 (candidates from the terms' heads; ``exhaustive`` scores all)."""
+        if exhaustive:
+            found = self.exhaustive([query], k)[0]
+        else:
+            q, heads = self._terms(query, heads=True)
+            found = [] if q is None else bm25.best(self._exact(q, q.candidates(heads, max(RESCORE, k))), k)
         self._last = (query_key(query), dict(found))  # scores() of these candidates need no second pass
         return found
+
+    def exhaustive(self, queries: list[Tokens], k: int) -> list[list[tuple[int, float]]]:
+        """Every chunk scored, in one pass for all ``queries`` (what the pruned search is measured against)."""
+        qs = [self._terms(q, heads=False)[0] for q in queries]
+        best: list[dict[int, float]] = [{} for _ in qs]
+        with self._lock, self.r.transaction(), self.r.cursor(name="rag_exhaustive") as cur:
+            cur.execute(self._sql("SELECT chunk, dl0, dl1, tids, tfs FROM rag_bags_{id}"))
+            while batch := cur.fetchmany(5000):
+                for q, top in zip(qs, best):
+                    if q is not None:
+                        top.update(q.score(batch))
+                        kept = dict(bm25.best(top, k))
+                        top.clear()
+                        top.update(kept)
+        return [bm25.best(top, k) for top in best]
 
     def scores(
         self, rows: list[int], qv: np.ndarray | None, query: Tokens | None
@@ -193,7 +208,8 @@ class PostgresStore:
             by_row = dict(last[1]) if last is not None and last[0] == query_key(query) else {}
             missing = [r for r in rows if r not in by_row]
             if missing:
-                by_row.update(self._bm25(query, missing, None))
+                q, _ = self._terms(query, heads=False)
+                by_row.update({r: 0.0 for r in missing} if q is None else self._exact(q, missing))
             sparse = np.array([by_row.get(r, 0.0) for r in rows], np.float32)
         return dense, sparse
 
@@ -221,8 +237,9 @@ class PostgresStore:
             ).fetchone()
             size = self.r.execute(
                 "SELECT sum(pg_total_relation_size(c)) FROM unnest(%s::regclass[]) c",
-                ([f"rag_chunks_{cid}", f"rag_postings_{cid}", f"rag_terms_{cid}"],),
+                ([f"rag_chunks_{cid}", f"rag_bags_{cid}", f"rag_terms_{cid}"],),
             ).fetchone()[0]
+            hnsw = self.r.execute(HAS_HNSW, (f"rag_chunks_{cid}",)).fetchone() is not None
         return StoreInfo(
             self.collection,
             b.embedder,
@@ -231,7 +248,7 @@ class PostgresStore:
             int(chunks),
             int(size or 0),
             _safe(self.url),
-            "hnsw",
+            "hnsw" if hnsw else "exact",
         )
 
     # writing ----------------------------------------------------------------------------------
@@ -247,7 +264,7 @@ class PostgresStore:
                 build.overlap_sentences,
             )
             if same and row is not None:
-                self._upgrade(int(row[0]))
+                self._id(self.w)
                 return
             with self.w.transaction():
                 if row is not None:
@@ -268,27 +285,11 @@ class PostgresStore:
                 ).fetchone()[0]
                 self.w.execute(TABLES.format(id=int(cid), dim=int(build.dim)))
             self._cid = int(cid)
-            self._impact = True
-
-    def _upgrade(self, cid: int) -> None:
-        """Give postings written before impacts existed theirs, so that searches can be pruned."""
-        if has_impact(self.w, cid):
-            return
-        logger.info("collection %s: computing BM25 impacts of its postings (once)", self.collection)
-        with self.w.transaction():
-            self.w.execute(
-                f"""ALTER TABLE rag_postings_{cid} ADD COLUMN impact real;
-                UPDATE rag_postings_{cid} p SET impact = p.tf / (p.tf + {K1} * (1 - {B} + {B} * p.dl /
-                  GREATEST(CASE WHEN p.field = 0 THEN c.len_norm ELSE c.len_fold END::float8
-                           / GREATEST(c.n_chunks, 1), 1)))
-                FROM rag_collections c WHERE c.id = {cid};
-                ALTER TABLE rag_postings_{cid} ALTER COLUMN impact SET NOT NULL;
-                CREATE INDEX ON rag_postings_{cid} (field, term, impact DESC) INCLUDE (chunk)"""
-            )
-        self._impact = None
 
     def _drop_tables(self, cid: int) -> None:
-        self.w.execute(f"DROP TABLE IF EXISTS rag_chunks_{cid}, rag_postings_{cid}, rag_terms_{cid}")
+        self.w.execute(
+            f"DROP TABLE IF EXISTS rag_chunks_{cid}, rag_bags_{cid}, rag_terms_{cid}, rag_postings_{cid}"
+        )
 
     def add(
         self,
@@ -301,6 +302,7 @@ class PostgresStore:
         self.begin(build)
         with self._lock, self.w.transaction():
             cid = self._id(self.w)
+            self.w.execute("SELECT pg_advisory_xact_lock(7476, %s)", (cid,))  # one writer of the heads
             ids = sorted(
                 r[0]
                 for r in self.w.execute(
@@ -323,24 +325,7 @@ class PostgresStore:
                             len(t["fold"]),
                         )
                     )
-            df: dict[tuple[int, str], int] = {}
-            avgdl = self._avgdl(cid, toks)
-            with self.w.cursor().copy(
-                f"COPY rag_postings_{cid} (field, term, chunk, tf, dl, impact) FROM STDIN"
-            ) as cp:
-                for i, t in zip(ids, toks):
-                    for fi, name in enumerate(FIELDS):
-                        dl = len(t[name])
-                        norm = K1 * (1 - B + B * dl / avgdl[fi])
-                        for term, tf in unique_terms(t[name]).items():
-                            cp.write_row((fi, term, i, tf, dl, tf / (tf + norm)))
-                            df[(fi, term)] = df.get((fi, term), 0) + 1
-            keys = list(df)
-            self.w.execute(
-                f"INSERT INTO rag_terms_{cid} SELECT * FROM unnest(%s::int2[], %s::text[], %s::int4[]) "
-                f"ON CONFLICT (field, term) DO UPDATE SET df = rag_terms_{cid}.df + EXCLUDED.df",
-                ([k[0] for k in keys], [k[1] for k in keys], [df[k] for k in keys]),
-            )
+            terms.add(self.w, cid, ids, toks)
             self.w.execute(
                 "UPDATE rag_collections SET n_chunks = n_chunks + %s, len_norm = len_norm + %s, "
                 "len_fold = len_fold + %s WHERE id = %s",
@@ -353,29 +338,14 @@ class PostgresStore:
                     (cid, doc_id, meta["sha256"], meta["title"], meta["chunks"]),
                 )
 
-    def _avgdl(self, cid: int, toks: list[Tokens]) -> tuple[float, float]:
-        """Average chunk length per field once this batch is in (for the postings' impact)."""
-        n, ln, lf = self.w.execute(
-            "SELECT n_chunks, len_norm, len_fold FROM rag_collections WHERE id = %s", (cid,)
-        ).fetchone()
-        n += len(toks)
-        return (
-            max((ln + sum(len(t["norm"]) for t in toks)) / max(n, 1), 1.0),
-            max((lf + sum(len(t["fold"]) for t in toks)) / max(n, 1), 1.0),
-        )
-
     def delete_file(self, doc_id: str) -> None:
         with self._lock, self.w.transaction():
             cid = self._id(self.w)
-            self.w.execute(
-                f"""WITH gone AS (DELETE FROM rag_postings_{cid} p USING rag_chunks_{cid} c
-                      WHERE p.chunk = c.id AND c.doc_id = %s RETURNING p.field, p.term)
-                    UPDATE rag_terms_{cid} t SET df = t.df - g.n
-                    FROM (SELECT field, term, count(*) AS n FROM gone GROUP BY 1, 2) g
-                    WHERE t.field = g.field AND t.term = g.term""",
-                (doc_id,),
-            )
-            self.w.execute(f"DELETE FROM rag_terms_{cid} WHERE df <= 0")
+            self.w.execute("SELECT pg_advisory_xact_lock(7476, %s)", (cid,))
+            ids = [
+                r[0] for r in self.w.execute(f"SELECT id FROM rag_chunks_{cid} WHERE doc_id = %s", (doc_id,))
+            ]
+            terms.remove(self.w, cid, ids)
             n, ln, lf = self.w.execute(
                 f"WITH gone AS (DELETE FROM rag_chunks_{cid} WHERE doc_id = %s RETURNING len_norm, len_fold) "
                 "SELECT count(*), COALESCE(sum(len_norm), 0), COALESCE(sum(len_fold), 0) FROM gone",
@@ -389,7 +359,22 @@ class PostgresStore:
             self.w.execute("DELETE FROM rag_files WHERE collection = %s AND doc_id = %s", (cid, doc_id))
 
     def commit(self) -> None:
-        """Nothing to do: every add and delete was its own transaction."""
+        """Index the vectors when the collection has no HNSW index yet (adds and deletes were each
+        their own transaction already)."""
+        with self._lock:
+            if self._cid is None and self._row(self.w) is None:
+                return
+            cid = self._id(self.w)
+            if self.w.execute(HAS_HNSW, (f"rag_chunks_{cid}",)).fetchone() is not None:
+                return
+            logger.info("collection %s: building the HNSW index of its vectors", self.collection)
+            with self.w.transaction():
+                mem = self.w.execute(
+                    "SELECT setting::bigint * 1024 / 1048576 FROM pg_settings WHERE name = 'maintenance_work_mem'"
+                ).fetchone()[0]  # the setting is in kB
+                if mem < INDEX_MEM_MB:
+                    self.w.execute(f"SET LOCAL maintenance_work_mem = '{INDEX_MEM_MB}MB'")
+                self.w.execute(HNSW.format(id=cid))
 
     # collections ------------------------------------------------------------------------------
 
@@ -427,7 +412,7 @@ class PostgresStore:
         st = cls(url, name, writable=True)
         try:
             cid = st._id(st.w)
-            for table in ("rag_chunks", "rag_postings", "rag_terms"):
+            for table in ("rag_chunks", "rag_bags", "rag_terms"):
                 st.w.execute(f"VACUUM (ANALYZE) {table}_{cid}")
         finally:
             st.close()

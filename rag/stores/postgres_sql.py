@@ -5,9 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import MissingDependencyError, StoreError
-from . import K1, B
 
 EF_SEARCH = 128
+BM25_TABLES = """
+CREATE TABLE rag_bags_{id} (chunk bigint PRIMARY KEY, dl0 int NOT NULL, dl1 int NOT NULL,
+  tids bytea NOT NULL, tfs bytea NOT NULL);
+CREATE TABLE rag_terms_{id} (field smallint NOT NULL, term text NOT NULL, df int NOT NULL,
+  tid serial UNIQUE, head_rows bytea NOT NULL DEFAULT ''::bytea, head_imp bytea NOT NULL DEFAULT ''::bytea,
+  head_min real NOT NULL DEFAULT -1, PRIMARY KEY (field, term));
+"""
 SCHEMA = """
 CREATE EXTENSION IF NOT EXISTS vector;
 CREATE TABLE IF NOT EXISTS rag_collections (
@@ -18,47 +24,48 @@ CREATE TABLE IF NOT EXISTS rag_files (
   collection int NOT NULL REFERENCES rag_collections(id) ON DELETE CASCADE, doc_id text NOT NULL,
   sha256 text NOT NULL, title text NOT NULL, chunks int NOT NULL, PRIMARY KEY (collection, doc_id));
 """
-TABLES = """
+TABLES = (
+    """
 CREATE TABLE rag_chunks_{id} (id bigserial PRIMARY KEY, doc_id text NOT NULL, chunk jsonb NOT NULL,
   embedding vector({dim}) NOT NULL, len_norm int NOT NULL, len_fold int NOT NULL);
 CREATE INDEX ON rag_chunks_{id} (doc_id);
-CREATE INDEX ON rag_chunks_{id} USING hnsw (embedding vector_ip_ops) WITH (m = 16, ef_construction = 64);
-CREATE TABLE rag_postings_{id} (field smallint NOT NULL, term text NOT NULL, chunk bigint NOT NULL,
-  tf int NOT NULL, dl int NOT NULL, impact real NOT NULL, PRIMARY KEY (field, term, chunk));
-CREATE INDEX ON rag_postings_{id} (chunk);
-CREATE INDEX ON rag_postings_{id} (field, term, impact DESC) INCLUDE (chunk);
-CREATE TABLE rag_terms_{id} (field smallint NOT NULL, term text NOT NULL, df int NOT NULL,
-  PRIMARY KEY (field, term));
 """
-# BM25 exactly as bm25s ("lucene"): idf = ln(1 + (N - df + .5) / (df + .5)),
-# tf part = tf / (tf + k1 (1 - b + b dl / avgdl)); a query term counts as often as it occurs.
-_WEIGHTS = """
-WITH q(field, term, qn) AS (SELECT * FROM unnest(%(f)s::int2[], %(t)s::text[], %(n)s::int4[])),
-st AS (SELECT n_chunks::float8 AS n, len_norm::float8 / GREATEST(n_chunks, 1) AS a0,
-              len_fold::float8 / GREATEST(n_chunks, 1) AS a1 FROM rag_collections WHERE id = %(cid)s),
-w AS MATERIALIZED (SELECT q.field, q.term, q.qn * ln(1 + (st.n - t.df + 0.5) / (t.df + 0.5)) AS idf,
-             CASE WHEN q.field = 0 THEN st.a0 ELSE st.a1 END AS avgdl
-      FROM q JOIN rag_terms_{id} t USING (field, term), st)"""
-_EXACT = f"SUM(w.idf * p.tf / (p.tf + {K1} * (1 - {B} + {B} * p.dl / w.avgdl)))"
-# the scores of given chunks (candidates found by the dense search)
-BM25_ROWS_SQL = f"""{_WEIGHTS}
-SELECT p.chunk, {_EXACT} FROM w JOIN rag_postings_{{id}} p USING (field, term)
-WHERE p.chunk = ANY(%(rows)s) GROUP BY p.chunk
+    + BM25_TABLES
+)
+# the HNSW index is made once a build's rows are in (far faster than growing it row by row)
+HNSW = "CREATE INDEX rag_chunks_{id}_hnsw ON rag_chunks_{id} USING hnsw (embedding vector_ip_ops) WITH (m = 16, ef_construction = 64)"
+HAS_HNSW = "SELECT 1 FROM pg_indexes WHERE tablename = %s AND indexdef LIKE '%%USING hnsw%%'"
+# a collection written with one row per posting (``rag_postings_<id>``) gets bags and term ids
+MIGRATE = """
+ALTER TABLE rag_terms_{id} ADD COLUMN tid serial, ADD COLUMN head_rows bytea NOT NULL DEFAULT ''::bytea,
+  ADD COLUMN head_imp bytea NOT NULL DEFAULT ''::bytea, ADD COLUMN head_min real NOT NULL DEFAULT -1;
+CREATE UNIQUE INDEX ON rag_terms_{id} (tid);
+CREATE TABLE rag_bags_{id} (chunk bigint PRIMARY KEY, dl0 int NOT NULL, dl1 int NOT NULL,
+  tids bytea NOT NULL, tfs bytea NOT NULL);
+INSERT INTO rag_bags_{id}
+SELECT c.id, c.len_norm, c.len_fold, string_agg(int4send(t.tid), ''::bytea ORDER BY t.tid),
+       string_agg(int2send(p.tf::int2), ''::bytea ORDER BY t.tid)
+FROM rag_chunks_{id} c JOIN rag_postings_{id} p ON p.chunk = c.id
+JOIN rag_terms_{id} t ON t.field = p.field AND t.term = p.term GROUP BY c.id;
+DROP TABLE rag_postings_{id};
 """
-# the best chunks: candidates from each term's highest-impact postings, then scored exactly
-BM25_TOP_SQL = f"""{_WEIGHTS},
-cand AS MATERIALIZED (SELECT c.chunk FROM w CROSS JOIN LATERAL (
-           SELECT p.chunk, p.impact FROM rag_postings_{{id}} p WHERE p.field = w.field AND p.term = w.term
-           ORDER BY p.impact DESC LIMIT %(per_term)s) c
-         GROUP BY c.chunk ORDER BY SUM(w.idf * c.impact) DESC LIMIT %(rescore)s)
-SELECT p.chunk, {_EXACT} AS s FROM cand JOIN rag_postings_{{id}} p ON p.chunk = cand.chunk
-JOIN w ON p.field = w.field AND p.term = w.term
-GROUP BY p.chunk ORDER BY s DESC, p.chunk LIMIT %(k)s
+# a query's terms: field, id, document frequency, occurrences in the query (and the collection's
+# statistics, in the same snapshot), with the terms' heads when candidates are wanted
+TERMS_SQL = """
+SELECT t.field, t.tid, t.df, q.qn, s.n_chunks, s.len_norm, s.len_fold{heads}
+FROM unnest(%(f)s::int2[], %(t)s::text[], %(n)s::int4[]) q(field, term, qn)
+JOIN rag_terms_{{id}} t USING (field, term)
+CROSS JOIN (SELECT n_chunks, len_norm, len_fold FROM rag_collections WHERE id = %(cid)s) s
 """
-# the same without pruning: every posting of every query term (the reference for the benchmark)
-BM25_ALL_SQL = f"""{_WEIGHTS}
-SELECT p.chunk, {_EXACT} AS s FROM w JOIN rag_postings_{{id}} p USING (field, term)
-GROUP BY p.chunk ORDER BY s DESC, p.chunk LIMIT %(k)s
+BAGS_SQL = "SELECT chunk, dl0, dl1, tids, tfs FROM rag_bags_{id} WHERE chunk = ANY(%s)"
+UPSERT_TERMS = """
+INSERT INTO rag_terms_{id} (field, term, df) SELECT * FROM unnest(%s::int2[], %s::text[], %s::int4[])
+ON CONFLICT (field, term) DO UPDATE SET df = rag_terms_{id}.df + EXCLUDED.df
+RETURNING field, term, tid, length(head_rows) / 8, head_min
+"""
+SET_HEADS = """
+UPDATE rag_terms_{id} t SET head_rows = u.r, head_imp = u.i, head_min = u.m
+FROM unnest(%s::int4[], %s::bytea[], %s::bytea[], %s::real[]) u(tid, r, i, m) WHERE t.tid = u.tid
 """
 
 
@@ -85,12 +92,3 @@ def safe(url: str) -> str:
     """The URL without its password, for messages."""
     head, at, tail = url.rpartition("@")
     return f"{head.split(':', 2)[0]}:…@{tail}" if at else url
-
-
-def has_impact(conn: Any, cid: int) -> bool:
-    """Whether a collection's postings carry their BM25 impact (those written before did not)."""
-    row = conn.execute(
-        "SELECT 1 FROM information_schema.columns WHERE table_name = %s AND column_name = 'impact'",
-        (f"rag_postings_{cid}",),
-    ).fetchone()
-    return row is not None
