@@ -5,7 +5,9 @@
   each field. One primary-key read gives any chunk's exact BM25.
 - **A head per term** (a row of ``rag_terms_<id>``): the term's document frequency and its ``HEAD``
   postings of highest impact (row ids int8, impacts float4, best first). The impact is the term's
-  BM25 weight without its idf, as of when the posting was written.
+  BM25 weight without its idf, with the average chunk lengths of the collection's first batch (kept
+  in ``rag_collections.head_avgdl``): the same counts and length always give the same impact, so a
+  posting enters a full head only when it weighs more than the head's last one.
 
 A search sums ``idf × impact`` over the heads of the query's terms, keeps the best candidates and
 scores them exactly from their bags. A term in fewer than ``HEAD`` chunks has its every posting in
@@ -139,4 +141,4 @@ def postings(
     row = np.repeat(np.array([b[0] for b in bags], np.int64), lens)
     f = field_of[tid]
     dl = np.repeat(np.array([[b[1], b[2]] for b in bags], np.float64), lens, axis=0)[np.arange(len(tid)), f]
-    return tid, row, impact(tf, dl, avgdl[f])
+    return tid, row, impact(tf, dl, avgdl[f]).astype(np.float32).astype(np.float64)  # as heads store them

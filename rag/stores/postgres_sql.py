@@ -1,4 +1,4 @@
-"""The PostgreSQL store's SQL: schema, per-collection tables, BM25 queries, and connecting."""
+"""The PostgreSQL store's SQL: schema, per-collection tables, BM25 rows, and connecting."""
 
 from __future__ import annotations
 
@@ -7,47 +7,47 @@ from typing import Any
 from ..errors import MissingDependencyError, StoreError
 
 EF_SEARCH = 128
-BM25_TABLES = """
-CREATE TABLE rag_bags_{id} (chunk bigint PRIMARY KEY, dl0 int NOT NULL, dl1 int NOT NULL,
-  tids bytea NOT NULL, tfs bytea NOT NULL);
-CREATE TABLE rag_terms_{id} (field smallint NOT NULL, term text NOT NULL, df int NOT NULL,
-  tid serial UNIQUE, head_rows bytea NOT NULL DEFAULT ''::bytea, head_imp bytea NOT NULL DEFAULT ''::bytea,
-  head_min real NOT NULL DEFAULT -1, PRIMARY KEY (field, term));
-"""
+BAGS = """CREATE TABLE rag_bags_{id} (chunk bigint PRIMARY KEY, dl0 int NOT NULL, dl1 int NOT NULL,
+  tids bytea NOT NULL, tfs bytea NOT NULL);"""
 SCHEMA = """
 CREATE EXTENSION IF NOT EXISTS vector;
 CREATE TABLE IF NOT EXISTS rag_collections (
   id serial PRIMARY KEY, name text UNIQUE NOT NULL, embedder text NOT NULL, dim int NOT NULL,
   chunk_tokens int NOT NULL, overlap_sentences int NOT NULL, calibration jsonb NOT NULL DEFAULT '{}',
-  n_chunks bigint NOT NULL DEFAULT 0, len_norm bigint NOT NULL DEFAULT 0, len_fold bigint NOT NULL DEFAULT 0);
+  n_chunks bigint NOT NULL DEFAULT 0, len_norm bigint NOT NULL DEFAULT 0, len_fold bigint NOT NULL DEFAULT 0,
+  head_avgdl float8[]);
 CREATE TABLE IF NOT EXISTS rag_files (
   collection int NOT NULL REFERENCES rag_collections(id) ON DELETE CASCADE, doc_id text NOT NULL,
   sha256 text NOT NULL, title text NOT NULL, chunks int NOT NULL, PRIMARY KEY (collection, doc_id));
 """
-TABLES = (
-    """
-CREATE TABLE rag_chunks_{id} (id bigserial PRIMARY KEY, doc_id text NOT NULL, chunk jsonb NOT NULL,
-  embedding vector({dim}) NOT NULL, len_norm int NOT NULL, len_fold int NOT NULL);
-CREATE INDEX ON rag_chunks_{id} (doc_id);
+# databases made before heads existed
+HEAD_AVGDL = """SELECT 1 FROM information_schema.columns WHERE table_name = 'rag_collections'
+AND column_name = 'head_avgdl'"""
+ADD_HEAD_AVGDL = "ALTER TABLE rag_collections ADD COLUMN IF NOT EXISTS head_avgdl float8[]"
+TABLES = f"""
+CREATE TABLE rag_chunks_{{id}} (id bigserial PRIMARY KEY, doc_id text NOT NULL, chunk jsonb NOT NULL,
+  embedding vector({{dim}}) NOT NULL, len_norm int NOT NULL, len_fold int NOT NULL);
+CREATE INDEX ON rag_chunks_{{id}} (doc_id);
+{BAGS}
+CREATE TABLE rag_terms_{{id}} (field smallint NOT NULL, term text NOT NULL, df int NOT NULL,
+  tid serial UNIQUE, head_rows bytea NOT NULL DEFAULT ''::bytea, head_imp bytea NOT NULL DEFAULT ''::bytea,
+  head_min real NOT NULL DEFAULT -1, PRIMARY KEY (field, term));
 """
-    + BM25_TABLES
-)
 # the HNSW index is made once a build's rows are in (far faster than growing it row by row)
 HNSW = "CREATE INDEX rag_chunks_{id}_hnsw ON rag_chunks_{id} USING hnsw (embedding vector_ip_ops) WITH (m = 16, ef_construction = 64)"
 HAS_HNSW = "SELECT 1 FROM pg_indexes WHERE tablename = %s AND indexdef LIKE '%%USING hnsw%%'"
 # a collection written with one row per posting (``rag_postings_<id>``) gets bags and term ids
-MIGRATE = """
-ALTER TABLE rag_terms_{id} ADD COLUMN tid serial, ADD COLUMN head_rows bytea NOT NULL DEFAULT ''::bytea,
+MIGRATE = f"""
+ALTER TABLE rag_terms_{{id}} ADD COLUMN tid serial, ADD COLUMN head_rows bytea NOT NULL DEFAULT ''::bytea,
   ADD COLUMN head_imp bytea NOT NULL DEFAULT ''::bytea, ADD COLUMN head_min real NOT NULL DEFAULT -1;
-CREATE UNIQUE INDEX ON rag_terms_{id} (tid);
-CREATE TABLE rag_bags_{id} (chunk bigint PRIMARY KEY, dl0 int NOT NULL, dl1 int NOT NULL,
-  tids bytea NOT NULL, tfs bytea NOT NULL);
-INSERT INTO rag_bags_{id}
+CREATE UNIQUE INDEX ON rag_terms_{{id}} (tid);
+{BAGS}
+INSERT INTO rag_bags_{{id}}
 SELECT c.id, c.len_norm, c.len_fold, string_agg(int4send(t.tid), ''::bytea ORDER BY t.tid),
        string_agg(int2send(p.tf::int2), ''::bytea ORDER BY t.tid)
-FROM rag_chunks_{id} c JOIN rag_postings_{id} p ON p.chunk = c.id
-JOIN rag_terms_{id} t ON t.field = p.field AND t.term = p.term GROUP BY c.id;
-DROP TABLE rag_postings_{id};
+FROM rag_chunks_{{id}} c JOIN rag_postings_{{id}} p ON p.chunk = c.id
+JOIN rag_terms_{{id}} t ON t.field = p.field AND t.term = p.term GROUP BY c.id;
+DROP TABLE rag_postings_{{id}};
 """
 # a query's terms: field, id, document frequency, occurrences in the query (and the collection's
 # statistics, in the same snapshot), with the terms' heads when candidates are wanted

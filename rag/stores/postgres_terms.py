@@ -26,6 +26,15 @@ def stats(conn: Any, cid: int) -> tuple[int, int, int]:
     return int(n), int(ln), int(lf)
 
 
+def _head_avgdl(conn: Any, cid: int, dl0: list[int], dl1: list[int]) -> np.ndarray:
+    """The average lengths impacts are computed with: those of the first batch, kept from then on."""
+    (kept,) = conn.execute("SELECT head_avgdl FROM rag_collections WHERE id = %s", (cid,)).fetchone()
+    if kept is None:
+        kept = [max(float(np.mean(dl0)), 1.0), max(float(np.mean(dl1)), 1.0)]
+        conn.execute("UPDATE rag_collections SET head_avgdl = %s WHERE id = %s", (kept, cid))
+    return np.asarray(kept, np.float64)
+
+
 def _joined(a: Postings, b: Postings) -> Postings:
     return bm25.merge(
         np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]]), np.concatenate([a[2], b[2]])
@@ -83,9 +92,7 @@ def add(conn: Any, cid: int, ids: list[int], toks: list[Tokens]) -> None:
     with conn.cursor().copy(f"COPY rag_bags_{cid} (chunk, dl0, dl1, tids, tfs) FROM STDIN") as cp:
         for bag in bags:
             cp.write_row(bag)
-    n, ln, lf = stats(conn, cid)
-    n += len(toks)
-    avgdl = np.array([ln + sum(b[1] for b in bags), lf + sum(b[2] for b in bags)]) / max(n, 1)
+    avgdl = _head_avgdl(conn, cid, [b[1] for b in bags], [b[2] for b in bags])
     tid, row, imp = bm25.postings(bags, field_of, avgdl)
     enter = imp > floor[tid]
     changed = np.unique(tid[enter])
@@ -119,10 +126,11 @@ def migrate(conn: Any, cid: int) -> bool:
         return False  # another process did it
     conn.execute(MIGRATE.format(id=cid))
     n, ln, lf = stats(conn, cid)
+    avgdl = np.array([max(ln / max(n, 1), 1.0), max(lf / max(n, 1), 1.0)])
+    conn.execute("UPDATE rag_collections SET head_avgdl = %s WHERE id = %s", (avgdl.tolist(), cid))
     fields = conn.execute(f"SELECT tid, field FROM rag_terms_{cid}").fetchall()
     field_of = np.zeros(max((t for t, _ in fields), default=0) + 1, np.int64)
     field_of[[t for t, _ in fields]] = [f for _, f in fields]
-    avgdl = np.array([ln / max(n, 1), lf / max(n, 1)])
     acc = bm25.postings([], field_of, avgdl)
     with conn.cursor(name=f"rag_bags_{cid}") as cur:  # memory: the heads and one batch of bags
         cur.execute(f"SELECT chunk, dl0, dl1, tids, tfs FROM rag_bags_{cid}")
