@@ -361,12 +361,17 @@ class PostgresStore:
             self.w.execute("DELETE FROM rag_files WHERE collection = %s AND doc_id = %s", (cid, doc_id))
 
     def commit(self) -> None:
-        """Index the vectors when the collection has no HNSW index yet (adds and deletes were each
-        their own transaction already)."""
+        """Merge the added chunks' postings into the terms' heads (what BM25 searches start from), and
+        index the vectors when the collection has no HNSW index yet. Adds and deletes were each their
+        own transaction already: a build killed before its commit is merged by the next one."""
         with self._lock:
             if self._cid is None and self._row(self.w) is None:
                 return
             cid = self._id(self.w)
+            with self.w.transaction():
+                self.w.execute("SELECT pg_advisory_xact_lock(7476, %s)", (cid,))
+                if n := terms.update_heads(self.w, cid):
+                    logger.info("collection %s: BM25 heads updated with %d chunks", self.collection, n)
             if self.w.execute(HAS_HNSW, (f"rag_chunks_{cid}",)).fetchone() is not None:
                 return
             logger.info("collection %s: building the HNSW index of its vectors", self.collection)

@@ -15,15 +15,16 @@ CREATE TABLE IF NOT EXISTS rag_collections (
   id serial PRIMARY KEY, name text UNIQUE NOT NULL, embedder text NOT NULL, dim int NOT NULL,
   chunk_tokens int NOT NULL, overlap_sentences int NOT NULL, calibration jsonb NOT NULL DEFAULT '{}',
   n_chunks bigint NOT NULL DEFAULT 0, len_norm bigint NOT NULL DEFAULT 0, len_fold bigint NOT NULL DEFAULT 0,
-  head_avgdl float8[]);
+  head_avgdl float8[], heads_upto bigint NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS rag_files (
   collection int NOT NULL REFERENCES rag_collections(id) ON DELETE CASCADE, doc_id text NOT NULL,
   sha256 text NOT NULL, title text NOT NULL, chunks int NOT NULL, PRIMARY KEY (collection, doc_id));
 """
 # databases made before heads existed
 HEAD_AVGDL = """SELECT 1 FROM information_schema.columns WHERE table_name = 'rag_collections'
-AND column_name = 'head_avgdl'"""
-ADD_HEAD_AVGDL = "ALTER TABLE rag_collections ADD COLUMN IF NOT EXISTS head_avgdl float8[]"
+AND column_name = 'heads_upto'"""
+ADD_HEAD_AVGDL = """ALTER TABLE rag_collections ADD COLUMN IF NOT EXISTS head_avgdl float8[],
+  ADD COLUMN IF NOT EXISTS heads_upto bigint NOT NULL DEFAULT 0"""
 TABLES = f"""
 CREATE TABLE rag_chunks_{{id}} (id bigserial PRIMARY KEY, doc_id text NOT NULL, chunk jsonb NOT NULL,
   embedding vector({{dim}}) NOT NULL, len_norm int NOT NULL, len_fold int NOT NULL);
@@ -61,7 +62,7 @@ BAGS_SQL = "SELECT chunk, dl0, dl1, tids, tfs FROM rag_bags_{id} WHERE chunk = A
 UPSERT_TERMS = """
 INSERT INTO rag_terms_{id} (field, term, df) SELECT * FROM unnest(%s::int2[], %s::text[], %s::int4[])
 ON CONFLICT (field, term) DO UPDATE SET df = rag_terms_{id}.df + EXCLUDED.df
-RETURNING field, term, tid, length(head_rows) / 8, head_min
+RETURNING field, term, tid
 """
 SET_HEADS = """
 UPDATE rag_terms_{id} t SET head_rows = u.r, head_imp = u.i, head_min = u.m

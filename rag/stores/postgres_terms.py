@@ -57,8 +57,7 @@ def _heads(conn: Any, cid: int, tids: np.ndarray) -> Postings:
 
 
 def add(conn: Any, cid: int, ids: list[int], toks: list[Tokens]) -> None:
-    """The chunks' bags, their terms' document frequencies, and the heads their postings enter
-    (before the collection's statistics count them)."""
+    """The chunks' bags and their terms' document frequencies (heads follow at ``update_heads``)."""
     if not toks:
         return
     keys: dict[tuple[int, str], int] = {}
@@ -78,27 +77,78 @@ def add(conn: Any, cid: int, ids: list[int], toks: list[Tokens]) -> None:
     kl = list(keys)
     got = conn.execute(UPSERT_TERMS.format(id=cid), ([k[0] for k in kl], [k[1] for k in kl], df)).fetchall()
     tid_of = np.zeros(len(kl), np.int64)
-    top = max(int(r[2]) for r in got) + 1
+    for f, term, tid in got:
+        tid_of[keys[(f, term)]] = tid
+    with conn.cursor().copy(f"COPY rag_bags_{cid} (chunk, dl0, dl1, tids, tfs) FROM STDIN") as cp:
+        for i, t, (ks, tfs) in zip(ids, toks, per_chunk):
+            cp.write_row((i, len(t["norm"]), len(t["fold"]), tid_of[ks].astype(bm25.TID).tobytes(),
+                          np.asarray(tfs).astype(bm25.TF).tobytes()))  # fmt: skip
+
+
+def update_heads(conn: Any, cid: int, batch: int = 10_000) -> int:
+    """Merge the postings of chunks added since the last merge into their terms' heads; how many
+    chunks that was. One pass over their bags; each changed head is written once."""
+    (upto,) = conn.execute("SELECT heads_upto FROM rag_collections WHERE id = %s", (cid,)).fetchone()
+    (last,) = conn.execute(f"SELECT max(chunk) FROM rag_bags_{cid}").fetchone()
+    if last is None or last <= upto:
+        return 0
+    terms = conn.execute(
+        f"SELECT tid, field, length(head_rows) / 8, head_min FROM rag_terms_{cid}"
+    ).fetchall()
+    top = max(t[0] for t in terms) + 1
     field_of, floor = np.zeros(top, np.int64), np.full(top, -np.inf)
-    for f, term, tid, n, low in got:
-        tid_of[keys[(f, term)]], field_of[tid] = tid, f
+    for tid, f, n, low in terms:
+        field_of[tid] = f
         if n >= bm25.HEAD:
             floor[tid] = low  # a full head: only a posting above its last one enters it
-    bags = [
-        (i, len(t["norm"]), len(t["fold"]), tid_of[ks].astype(bm25.TID).tobytes(),
-         np.asarray(tfs).astype(bm25.TF).tobytes())
-        for i, t, (ks, tfs) in zip(ids, toks, per_chunk)
-    ]  # fmt: skip
-    with conn.cursor().copy(f"COPY rag_bags_{cid} (chunk, dl0, dl1, tids, tfs) FROM STDIN") as cp:
-        for bag in bags:
-            cp.write_row(bag)
-    avgdl = _head_avgdl(conn, cid, [b[1] for b in bags], [b[2] for b in bags])
-    tid, row, imp = bm25.postings(bags, field_of, avgdl)
-    enter = imp > floor[tid]
-    changed = np.unique(tid[enter])
-    _write_heads(
-        conn, cid, changed, _joined(_heads(conn, cid, changed), (tid[enter], row[enter], imp[enter]))
+    avgdl: np.ndarray | None = None
+    done, pending, size, merged = 0, [], 0, bm25.postings([], field_of, np.ones(2))
+    with conn.cursor(name=f"rag_heads_{cid}") as cur:  # memory: the new heads and one batch of bags
+        cur.execute(f"SELECT chunk, dl0, dl1, tids, tfs FROM rag_bags_{cid} WHERE chunk > %s", (upto,))
+        while bags := cur.fetchmany(batch):
+            if avgdl is None:
+                avgdl = _head_avgdl(conn, cid, [b[1] for b in bags], [b[2] for b in bags])
+            tid, row, imp = bm25.postings(bags, field_of, avgdl)
+            enter = imp > floor[tid]
+            pending.append(bm25.merge(tid[enter], row[enter], imp[enter]))
+            size += len(pending[-1][0])
+            done += len(bags)
+            if (
+                size > 2 * len(merged[0]) + 1_000_000
+            ):  # merge now and then: each posting is sorted a few times
+                merged = _joined(merged, _concat(pending))
+                pending, size = [], 0
+                full = _full_floor(merged)
+                floor[full[0]] = np.maximum(floor[full[0]], full[1])
+    merged = _joined(merged, _concat(pending))
+    changed = np.unique(merged[0])
+    for i in range(0, len(changed), 5000):  # bounded statements
+        part = changed[i : i + 5000]
+        keep = np.isin(merged[0], part)
+        _write_heads(conn, cid, part, _joined(_heads(conn, cid, part), tuple(a[keep] for a in merged)))  # type: ignore[arg-type]
+    conn.execute("UPDATE rag_collections SET heads_upto = %s WHERE id = %s", (last, cid))
+    return done
+
+
+def _concat(parts: list[Postings]) -> Postings:
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    return (
+        np.concatenate([p[0] for p in parts]),
+        np.concatenate([p[1] for p in parts]),
+        np.concatenate([p[2] for p in parts]),
     )
+
+
+def _full_floor(merged: Postings) -> tuple[np.ndarray, np.ndarray]:
+    """(term ids, last impact) of the terms whose merged postings already fill a head."""
+    tid = merged[0]
+    if not len(tid):
+        return tid, merged[2]
+    start = np.flatnonzero(np.r_[True, tid[1:] != tid[:-1]])
+    end = np.r_[start[1:], len(tid)]
+    full = end - start >= bm25.HEAD
+    return tid[start[full]], merged[2][end[full] - 1]
 
 
 def remove(conn: Any, cid: int, ids: list[int]) -> None:
@@ -126,15 +176,7 @@ def migrate(conn: Any, cid: int) -> bool:
         return False  # another process did it
     conn.execute(MIGRATE.format(id=cid))
     n, ln, lf = stats(conn, cid)
-    avgdl = np.array([max(ln / max(n, 1), 1.0), max(lf / max(n, 1), 1.0)])
-    conn.execute("UPDATE rag_collections SET head_avgdl = %s WHERE id = %s", (avgdl.tolist(), cid))
-    fields = conn.execute(f"SELECT tid, field FROM rag_terms_{cid}").fetchall()
-    field_of = np.zeros(max((t for t, _ in fields), default=0) + 1, np.int64)
-    field_of[[t for t, _ in fields]] = [f for _, f in fields]
-    acc = bm25.postings([], field_of, avgdl)
-    with conn.cursor(name=f"rag_bags_{cid}") as cur:  # memory: the heads and one batch of bags
-        cur.execute(f"SELECT chunk, dl0, dl1, tids, tfs FROM rag_bags_{cid}")
-        while batch := cur.fetchmany(10_000):
-            acc = _joined(acc, bm25.postings(batch, field_of, avgdl))
-    _write_heads(conn, cid, np.unique(acc[0]), acc)
+    avgdl = [max(ln / max(n, 1), 1.0), max(lf / max(n, 1), 1.0)]
+    conn.execute("UPDATE rag_collections SET head_avgdl = %s, heads_upto = 0 WHERE id = %s", (avgdl, cid))
+    update_heads(conn, cid)
     return True
