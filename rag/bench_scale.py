@@ -391,6 +391,7 @@ def run(
     tp = throughput(corpus, copies, settings, emb) if copies else None
     rows = scale(sizes, backends, settings, emb, corpus, keep) if sizes else []
     text = markdown(tp, rows, command, machine)
+    out.mkdir(parents=True, exist_ok=True)  # a new --out folder
     path = out / "BENCHMARKS.md"
     old = path.read_text("utf-8") if path.exists() else "# Benchmarks\n"
     head, _, rest = old.partition("## Collections at scale")

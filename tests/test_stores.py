@@ -204,6 +204,33 @@ def test_postgres_bm25_pruned_to_each_terms_best_postings(pg, corpus_copy: Path,
     st.close()
 
 
+def test_postgres_heads_are_merged_at_commit_even_after_a_cut_short_build(
+    pg, corpus_copy: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from rag.stores.postgres import PostgresStore
+
+    primary, _ = pg
+    st = PostgresStore(primary.url, f"heads_{int(time.time() * 1000) % 10**8}")
+    _build(st, corpus_copy)
+    cid = st._id()
+    upto = "SELECT heads_upto FROM rag_collections WHERE id = %s"
+    assert (
+        st.w.execute(upto, (cid,)).fetchone()[0]
+        == st.w.execute(f"SELECT max(chunk) FROM rag_bags_{cid}").fetchone()[0]
+    )
+    (corpus_copy / "new.md").write_text("# Mới\n\nTỉnh Bắc Ninh có 999 điểm phát sóng 5G.", "utf-8")
+    with monkeypatch.context() as m:  # stored, then killed before its commit
+        m.setattr(PostgresStore, "commit", lambda self: None)
+        assert _build(st, corpus_copy).embedded == 1
+    qt = query_tokens("999 điểm phát sóng ở Bắc Ninh")
+    new = st.w.execute(f"SELECT id FROM rag_chunks_{cid} WHERE doc_id = 'new'").fetchone()[0]
+    assert new not in [r for r, _ in st.sparse_search(qt, 5)]  # in no term's head yet
+    assert st.scores([new], None, qt)[1][0] > 0  # though its bag is there
+    assert _build(st, corpus_copy).embedded == 0  # the next run has nothing to embed, and commits
+    assert st.sparse_search(qt, 5)[0][0] == new
+    st.close()
+
+
 def _to_first_layout(url: str, cid: int) -> None:
     """Rewrite a collection as the first version stored it: one row per posting, no bags or heads."""
     import psycopg
