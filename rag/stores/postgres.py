@@ -153,8 +153,8 @@ class PostgresStore:
             return None, []
         sql = TERMS_SQL.format(heads=", t.tid, t.head_rows, t.head_imp" if heads else "")
         with self._lock:
-            rows = self.r.execute(
-                sql.format(id=self._id()), {"f": f, "t": t, "n": n, "cid": self._id()}
+            rows = self.r.execute(  # binary: bytea as is, not as hex
+                sql.format(id=self._id()), {"f": f, "t": t, "n": n, "cid": self._id()}, binary=True
             ).fetchall()
         if not rows:
             return None, []
@@ -164,7 +164,7 @@ class PostgresStore:
 
     def _exact(self, q: bm25.Query, rows: list[int]) -> dict[int, float]:
         with self._lock:
-            bags = self.r.execute(self._sql(BAGS_SQL), (rows,)).fetchall()
+            bags = self.r.execute(self._sql(BAGS_SQL), (rows,), binary=True).fetchall()
         return q.score(bags)
 
     def sparse_search(self, query: Tokens, k: int, exhaustive: bool = False) -> list[tuple[int, float]]:
@@ -181,7 +181,7 @@ class PostgresStore:
         """Every chunk scored, in one pass for all ``queries`` (what the pruned search is measured against)."""
         qs = [self._terms(q, heads=False)[0] for q in queries]
         best: list[dict[int, float]] = [{} for _ in qs]
-        with self._lock, self.r.transaction(), self.r.cursor(name="rag_exhaustive") as cur:
+        with self._lock, self.r.transaction(), self.r.cursor(name="rag_exhaustive", binary=True) as cur:
             cur.execute(self._sql("SELECT chunk, dl0, dl1, tids, tfs FROM rag_bags_{id}"))
             while batch := cur.fetchmany(5000):
                 for q, top in zip(qs, best):

@@ -100,10 +100,16 @@ class Query:
         if not len(row):
             return []
         w = self.idf[np.searchsorted(self.tid, tid)] * imp
-        rows, inv = np.unique(row, return_inverse=True)
-        total = np.bincount(inv, weights=w)
-        best = np.lexsort((rows, -total))[:n]
-        return [int(r) for r in rows[best]]
+        if row.max() < 8 * len(row) + 2_000_000:  # sum by row id in a dense array: no sort
+            total = np.bincount(row, weights=w)
+            rows = np.flatnonzero(total)
+            total = total[rows]
+        else:  # sparse row ids (many rows deleted and added again)
+            rows, inv = np.unique(row, return_inverse=True)
+            total = np.bincount(inv, weights=w)
+        if len(rows) > n:
+            rows = rows[np.argpartition(-total, n - 1)[:n]]
+        return [int(r) for r in rows]
 
     def score(self, bags: Sequence[tuple[int, int, int, bytes, bytes]]) -> dict[int, float]:
         """Exact BM25 of chunks from their bags: (row, dl norm, dl fold, term ids, counts)."""

@@ -103,7 +103,9 @@ def update_heads(conn: Any, cid: int, batch: int = 10_000) -> int:
             floor[tid] = low  # a full head: only a posting above its last one enters it
     avgdl: np.ndarray | None = None
     done, pending, size, merged = 0, [], 0, bm25.postings([], field_of, np.ones(2))
-    with conn.cursor(name=f"rag_heads_{cid}") as cur:  # memory: the new heads and one batch of bags
+    with conn.cursor(
+        name=f"rag_heads_{cid}", binary=True
+    ) as cur:  # memory: the new heads and one batch of bags
         cur.execute(f"SELECT chunk, dl0, dl1, tids, tfs FROM rag_bags_{cid} WHERE chunk > %s", (upto,))
         while bags := cur.fetchmany(batch):
             if avgdl is None:
