@@ -103,10 +103,12 @@ def update_heads(conn: Any, cid: int, batch: int = 10_000) -> int:
             floor[tid] = low  # a full head: only a posting above its last one enters it
     avgdl: np.ndarray | None = None
     done, pending, size, merged = 0, [], 0, bm25.postings([], field_of, np.ones(2))
-    with conn.cursor(
-        name=f"rag_heads_{cid}", binary=True
-    ) as cur:  # memory: the new heads and one batch of bags
-        cur.execute(f"SELECT chunk, dl0, dl1, tids, tfs FROM rag_bags_{cid} WHERE chunk > %s", (upto,))
+    # memory: the new heads and one batch of bags
+    with conn.cursor(name=f"rag_heads_{cid}", binary=True) as cur:
+        cur.execute(
+            f"SELECT chunk, dl0, dl1, tids, tfs FROM rag_bags_{cid} WHERE chunk > %s AND chunk <= %s",
+            (upto, last),
+        )
         while bags := cur.fetchmany(batch):
             if avgdl is None:
                 avgdl = _head_avgdl(conn, cid, [b[1] for b in bags], [b[2] for b in bags])
@@ -115,9 +117,8 @@ def update_heads(conn: Any, cid: int, batch: int = 10_000) -> int:
             pending.append(bm25.merge(tid[enter], row[enter], imp[enter]))
             size += len(pending[-1][0])
             done += len(bags)
-            if (
-                size > 2 * len(merged[0]) + 1_000_000
-            ):  # merge now and then: each posting is sorted a few times
+            # merge now and then (each posting is sorted a few times), and raise the floors
+            if size > 2 * len(merged[0]) + 1_000_000:
                 merged = _joined(merged, _concat(pending))
                 pending, size = [], 0
                 full = _full_floor(merged)
