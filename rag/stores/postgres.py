@@ -28,7 +28,16 @@ from ..types import Chunk
 from . import DEFAULT_COLLECTION, FIELDS, Build, QueryKey, StoreInfo, Tokens, query_key, unique_terms
 from . import postgres_bm25 as bm25
 from . import postgres_terms as terms
-from .postgres_sql import ADD_HEAD_AVGDL, BAGS_SQL, HAS_HNSW, HEAD_AVGDL, HNSW, SCHEMA, TABLES, TERMS_SQL
+from .postgres_sql import (
+    ADD_HEAD_COLUMNS,
+    BAGS_SQL,
+    HAS_HEAD_COLUMNS,
+    HAS_HNSW,
+    HNSW,
+    SCHEMA,
+    TABLES,
+    TERMS_SQL,
+)
 from .postgres_sql import connect as _connect
 from .postgres_sql import safe as _safe
 
@@ -61,8 +70,8 @@ class PostgresStore:
             with self._w.transaction():
                 self._w.execute("SELECT pg_advisory_xact_lock(7474)")  # one schema creator at a time
                 self._w.execute(SCHEMA)
-                if self._w.execute(HEAD_AVGDL).fetchone() is None:
-                    self._w.execute(ADD_HEAD_AVGDL)
+                if self._w.execute(HAS_HEAD_COLUMNS).fetchone() is None:
+                    self._w.execute(ADD_HEAD_COLUMNS)
         return self._w
 
     @property

@@ -21,9 +21,9 @@ CREATE TABLE IF NOT EXISTS rag_files (
   sha256 text NOT NULL, title text NOT NULL, chunks int NOT NULL, PRIMARY KEY (collection, doc_id));
 """
 # databases made before heads existed
-HEAD_AVGDL = """SELECT 1 FROM information_schema.columns WHERE table_name = 'rag_collections'
+HAS_HEAD_COLUMNS = """SELECT 1 FROM information_schema.columns WHERE table_name = 'rag_collections'
 AND column_name = 'heads_upto'"""
-ADD_HEAD_AVGDL = """ALTER TABLE rag_collections ADD COLUMN IF NOT EXISTS head_avgdl float8[],
+ADD_HEAD_COLUMNS = """ALTER TABLE rag_collections ADD COLUMN IF NOT EXISTS head_avgdl float8[],
   ADD COLUMN IF NOT EXISTS heads_upto bigint NOT NULL DEFAULT 0"""
 TABLES = f"""
 CREATE TABLE rag_chunks_{{id}} (id bigserial PRIMARY KEY, doc_id text NOT NULL, chunk jsonb NOT NULL,
