@@ -7,7 +7,9 @@
   postings of highest impact (row ids int8, impacts float4, best first). The impact is the term's
   BM25 weight without its idf, with the average chunk lengths of the collection's first batch (kept
   in ``rag_collections.head_avgdl``): the same counts and length always give the same impact, so a
-  posting enters a full head only when it weighs more than the head's last one.
+  posting enters a full head only when it weighs more than the head's last one. Adds write bags;
+  ``commit`` merges their postings into the heads (``rag_collections.heads_upto`` marks how far),
+  so a chunk is found by BM25 search once its build is committed.
 
 A search sums ``idf × impact`` over the heads of the query's terms, keeps the best candidates and
 scores them exactly from their bags. A term in fewer than ``HEAD`` chunks has its every posting in
