@@ -193,12 +193,10 @@ class PostgresStore:
         with self._lock, self.r.transaction(), self.r.cursor(name="rag_exhaustive", binary=True) as cur:
             cur.execute(self._sql("SELECT chunk, dl0, dl1, tids, tfs FROM rag_bags_{id}"))
             while batch := cur.fetchmany(5000):
-                for q, top in zip(qs, best):
+                bags = bm25.Bags(batch)  # decoded once for every query
+                for i, q in enumerate(qs):
                     if q is not None:
-                        top.update(q.score(batch))
-                        kept = dict(bm25.best(top, k))
-                        top.clear()
-                        top.update(kept)
+                        best[i] = dict(bm25.best(best[i] | q.score_decoded(bags), k))
         return [bm25.best(top, k) for top in best]
 
     def scores(

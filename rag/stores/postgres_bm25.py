@@ -115,19 +115,31 @@ class Query:
 
     def score(self, bags: Sequence[tuple[int, int, int, bytes, bytes]]) -> dict[int, float]:
         """Exact BM25 of chunks from their bags: (row, dl norm, dl fold, term ids, counts)."""
-        if not bags or not len(self.tid):
-            return {int(b[0]): 0.0 for b in bags}
+        return self.score_decoded(Bags(bags))
+
+    def score_decoded(self, bags: Bags) -> dict[int, float]:
+        if not len(bags.rows) or not len(self.tid):
+            return {int(r): 0.0 for r in bags.rows}
+        pos = np.minimum(np.searchsorted(self.tid, bags.tid), len(self.tid) - 1)
+        hit = self.tid[pos] == bags.tid
+        j, who = pos[hit], bags.owner[hit]
+        dl = bags.dl[who, self.field[j]]
+        w = self.idf[j] * impact(bags.tf[hit], dl, self.avgdl[self.field[j]])
+        total = np.bincount(who, weights=w, minlength=len(bags.rows))
+        return {int(r): float(s) for r, s in zip(bags.rows, total)}
+
+
+class Bags:
+    """Bags as rows from the database, decoded once into flat arrays (one entry a posting)."""
+
+    def __init__(self, bags: Sequence[tuple[int, int, int, bytes, bytes]]):
         tids = [np.frombuffer(b[3], TID) for b in bags]
-        owner = np.repeat(np.arange(len(bags)), [len(t) for t in tids])
-        tid = np.concatenate(tids).astype(np.int64)
-        tf = np.concatenate([np.frombuffer(b[4], TF) for b in bags]).astype(np.float64)
-        pos = np.minimum(np.searchsorted(self.tid, tid), len(self.tid) - 1)
-        hit = self.tid[pos] == tid
-        j, who = pos[hit], owner[hit]
-        dl = np.array([[b[1], b[2]] for b in bags], np.float64)[who, self.field[j]]
-        w = self.idf[j] * impact(tf[hit], dl, self.avgdl[self.field[j]])
-        total = np.bincount(who, weights=w, minlength=len(bags))
-        return {int(b[0]): float(s) for b, s in zip(bags, total)}
+        self.rows = np.array([b[0] for b in bags], np.int64)
+        self.dl = np.array([[b[1], b[2]] for b in bags], np.float64).reshape(-1, 2)
+        self.owner = np.repeat(np.arange(len(bags)), [len(t) for t in tids])
+        self.tid = np.concatenate(tids).astype(np.int64) if bags else np.zeros(0, np.int64)
+        tfs = [np.frombuffer(b[4], TF) for b in bags]
+        self.tf = np.concatenate(tfs).astype(np.float64) if bags else np.zeros(0)
 
 
 def best(scores: dict[int, float], k: int | None) -> list[tuple[int, float]]:
@@ -140,13 +152,7 @@ def postings(
     bags: Sequence[tuple[int, int, int, bytes, bytes]], field_of: np.ndarray, avgdl: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(term id, row, impact) of every posting in ``bags``; ``field_of[term id]`` is the term's field."""
-    if not bags:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    tids = [np.frombuffer(b[3], TID) for b in bags]
-    lens = [len(t) for t in tids]
-    tid = np.concatenate(tids).astype(np.int64)
-    tf = np.concatenate([np.frombuffer(b[4], TF) for b in bags])
-    row = np.repeat(np.array([b[0] for b in bags], np.int64), lens)
-    f = field_of[tid]
-    dl = np.repeat(np.array([[b[1], b[2]] for b in bags], np.float64), lens, axis=0)[np.arange(len(tid)), f]
-    return tid, row, impact(tf, dl, avgdl[f]).astype(np.float32).astype(np.float64)  # as heads store them
+    d = Bags(bags)
+    f = field_of[d.tid]
+    imp = impact(d.tf, d.dl[d.owner, f], avgdl[f])
+    return d.tid, d.rows[d.owner], imp.astype(np.float32).astype(np.float64)  # as heads store them

@@ -36,9 +36,7 @@ def _head_avgdl(conn: Any, cid: int, dl0: list[int], dl1: list[int]) -> np.ndarr
 
 
 def _joined(a: Postings, b: Postings) -> Postings:
-    return bm25.merge(
-        np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]]), np.concatenate([a[2], b[2]])
-    )
+    return bm25.merge(*_concat([a, b]))
 
 
 def _write_heads(conn: Any, cid: int, tids: np.ndarray, merged: Postings) -> None:
@@ -102,7 +100,7 @@ def update_heads(conn: Any, cid: int, batch: int = 10_000) -> int:
         if n >= bm25.HEAD:
             floor[tid] = low  # a full head: only a posting above its last one enters it
     avgdl: np.ndarray | None = None
-    done, pending, size, merged = 0, [], 0, bm25.postings([], field_of, np.ones(2))
+    done, pending, size, merged = 0, [], 0, _concat([])
     # memory: the new heads and one batch of bags
     with conn.cursor(name=f"rag_heads_{cid}", binary=True) as cur:
         cur.execute(
@@ -128,7 +126,8 @@ def update_heads(conn: Any, cid: int, batch: int = 10_000) -> int:
     for i in range(0, len(changed), 5000):  # bounded statements
         part = changed[i : i + 5000]
         keep = np.isin(merged[0], part)
-        _write_heads(conn, cid, part, _joined(_heads(conn, cid, part), tuple(a[keep] for a in merged)))  # type: ignore[arg-type]
+        mine = (merged[0][keep], merged[1][keep], merged[2][keep])
+        _write_heads(conn, cid, part, _joined(_heads(conn, cid, part), mine))
     conn.execute("UPDATE rag_collections SET heads_upto = %s WHERE id = %s", (last, cid))
     return done
 
