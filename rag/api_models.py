@@ -98,6 +98,7 @@ class AnswerExtras(BaseModel):
         default_factory=list, description="the closest passages, when abstaining"
     )
     asked: str = Field("", description="the whole question answered, when a follow-up was rewritten")
+    searched: str = Field("", description="an English question's Vietnamese translation, searched with it")
     short: str = Field("", description='the words that answer the question, e.g. "6"; empty when abstaining')
     confidence: float | None = Field(
         None, description="calibrated probability that the answer is right (local model; null when not rated)"
@@ -111,6 +112,7 @@ class AnswerExtras(BaseModel):
             abstained=a.abstained,
             related=[PassageOut.of(h) for h in a.related],
             asked=a.asked,
+            searched=a.searched,
             short=a.short,
             confidence=a.confidence,
             warnings=list(a.warnings),

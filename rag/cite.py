@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .followup import name_spans
 from .prompt import strip_format
-from .text import CITATION, fold, match_form, nfc, split_sentences, tone_normalize
+from .text import CITATION, fold, is_vietnamese, match_form, nfc, split_sentences, tone_normalize
 from .types import Citation, Hit
 
 _NUM = re.compile(r"\d+(?:[.,/:\-]\d+)*")
@@ -21,7 +21,6 @@ _SYL = re.compile(r"\w+")
 # A run of capitalised syllables (a name), not at the start of the sentence.
 _UPPER = "A-Z" + "".join(c for c in map(chr, range(0xC0, 0x1F00)) if c.isupper())  # with Đ, Ả, Ệ …
 _NAME = re.compile(rf"(?<=\s)[{_UPPER}]\w*(?:\s+[{_UPPER}]\w*)*")
-_VI = re.compile(r"[ăâđêôơưạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹàáãèéìíòóõùúýĩũ]", re.I)
 MIN_OVERLAP = 0.5
 COPIED = 0.8  # share of a sentence's word triples that marks it as copied from a passage
 
@@ -116,10 +115,6 @@ def holds_role(passage: str, name: str, role: str) -> bool:
 def counts_any(text: str, units: set[str]) -> bool:
     """Whether some number in ``text`` counts one of ``units``."""
     return any(counts(n, text, units) for n in _NUM.findall(text))
-
-
-def is_vietnamese(text: str) -> bool:
-    return bool(_VI.search(text))
 
 
 def support(claim: str, passage: str, context: str = "", given: str = "", about: str = "") -> float:

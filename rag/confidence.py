@@ -42,6 +42,7 @@ class Signals:
     coverage: float = 0.0  # share of the question's word pairs found in the passages
     colocation: float | None = None  # how much of the question the sentence holding the answer speaks of
     foreign: bool = False  # the question is not written in Vietnamese script (English, no tone marks)
+    translated: bool = False  # it was searched together with its Vietnamese translation
 
     def features(self) -> dict[str, float | None]:
         """The numbers the calibration weighs; None where a signal says nothing (a model signal the
@@ -50,7 +51,9 @@ class Signals:
             "support_logit": logit(self.support) if self.support is not None else None,
             "mean_logprob": self.mean_logprob,
             "min_logprob": max(self.min_logprob, -20.0) if self.min_logprob is not None else None,
-            "top_cosine": self.top_cosine + (CROSS_LINGUAL if self.foreign else 0.0),
+            # searched with its translation, an English question's best passage scores about as a
+            # Vietnamese question's would: the cross-lingual allowance would count twice
+            "top_cosine": self.top_cosine + (CROSS_LINGUAL if self.foreign and not self.translated else 0.0),
             "coverage": None if self.foreign else self.coverage,
             "colocation": None if self.foreign else self.colocation,
         }

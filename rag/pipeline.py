@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from functools import cached_property
 
-from .cite import Verified, is_vietnamese, parse_markers, verify
+from .cite import Verified, parse_markers, verify
 from .confidence import CROSS_LINGUAL, Signals, load_calibration
 from .config import Settings
 from .embed import Embedder, make_embedder
@@ -22,7 +22,7 @@ from .index import passage_text
 from .prompt import says_not_found, strip_format
 from .retrieve import Mode, Retriever
 from .short import short_answer, snap, verbatim
-from .text import CITATION, fold, match_form
+from .text import CITATION, fold, is_vietnamese, looks_english, match_form
 from .types import Answer, Hit, Timings
 
 logger = logging.getLogger(__name__)
@@ -54,13 +54,14 @@ def pair_coverage(question: str, hits: list[Hit]) -> float:
     return len(q & seen) / len(q)
 
 
-def off_topic(question: str, hits: list[Hit]) -> bool:
-    """Evidence before generation that the documents cannot answer ``question``."""
+def off_topic(question: str, hits: list[Hit], translated: str = "") -> bool:
+    """Evidence before generation that the documents cannot answer ``question`` (whose words are
+    compared in its Vietnamese ``translated`` form when it has one)."""
     if not hits:
         return True
     top = max((h.dense for h in hits if h.dense is not None), default=1.0)
     bar = GATE_COSINE if is_vietnamese(question) else GATE_COSINE - CROSS_LINGUAL
-    return top < bar and pair_coverage(question, hits) < GATE_COVERAGE
+    return top < bar and pair_coverage(translated or question, hits) < GATE_COVERAGE
 
 
 class AnswerStream:
@@ -247,20 +248,23 @@ class RAG:
         if asked != q:  # a whole question needs no history, and the citations are checked against it
             history = []
         query = self.search_query(asked, history)
-        hits = self.retrieve(query, k or self.settings.top_k)
-        timings.retrieval_ms = (time.perf_counter() - t0) * 1000
         gen = self.generator(gen_name)
         if gen.name != (gen_name or self.settings.generator):
             warnings.append(
                 f"generator {gen_name or self.settings.generator!r} unavailable; answered with {gen.name!r}"
             )
+        searched = self._translated(asked, gen, timings)
+        t_search = time.perf_counter()
+        hits = self.retrieve(f"{query}\n{searched}" if searched else query, k or self.settings.top_k)
+        timings.retrieval_ms = (time.perf_counter() - t_search) * 1000
 
         def finish(answer: Answer) -> None:
             answer.timings.total_ms = (time.perf_counter() - t0) * 1000
             answer.asked = asked if asked != q else ""
+            answer.searched = searched
             holder["answer"] = answer
 
-        if off_topic(query, hits):
+        if off_topic(query, hits, searched):
             yield NOT_FOUND
             finish(Answer(q, NOT_FOUND, [], True, hits[:3], hits, gen.name, timings, warnings))
             return
@@ -277,9 +281,12 @@ class RAG:
         if tail:
             yield tail
         raw = display.raw
-        checked = verify(raw, passages, asked)
+        wording = searched or asked  # the question in the documents' language, to check claims against
+        checked = verify(raw, passages, wording)
+        if searched and not checked.grounded:  # a loose translation ("Soviet Union" left in English)
+            checked = verify(raw, passages, asked)  # must not undo what the question itself supports
         if not checked.grounded and not says_not_found(strip_format(raw)):
-            checked = self._from_pointed_passages(asked, raw, passages) or checked
+            checked = self._from_pointed_passages(wording, raw, passages) or checked
         if says_not_found(strip_format(raw)) or not checked.grounded or echoes_question(asked, checked.text):
             finish(Answer(q, NOT_FOUND, [], True, hits[:3], hits, gen.name, timings, warnings))
             return
@@ -287,20 +294,38 @@ class RAG:
         short = short_answer(asked, checked.text)
         answer.short = snap(short, [c.text for c in checked.citations])
         answer.text = verbatim(answer.text, short, answer.short)
-        self._rate(answer, gen, asked, query, passages)
+        self._rate(answer, gen, asked, query, passages, searched)
         if answer.confidence is not None and answer.confidence < self.settings.min_confidence:
             answer.withheld, answer.text, answer.citations, answer.short = answer.text, NOT_FOUND, [], ""
             answer.abstained, answer.related = True, hits[:3]
         finish(answer)
 
-    def _rate(self, answer: Answer, gen: Generator, asked: str, query: str, passages: list[Hit]) -> None:
+    @staticmethod
+    def _translated(question: str, gen: Generator, timings: Timings) -> str:
+        """An English ``question`` in Vietnamese, to search the documents with (with the question
+        itself): e5-small ranks Vietnamese passages poorly for English questions, and BM25 finds
+        none of their words. "" for other questions, or when the generator cannot translate."""
+        translate = getattr(gen, "translate", None)
+        if translate is None or not looks_english(question):
+            return ""
+        t = time.perf_counter()
+        try:
+            return str(translate(question))
+        finally:
+            timings.translate_ms = (time.perf_counter() - t) * 1000
+
+    def _rate(
+        self, answer: Answer, gen: Generator, asked: str, query: str, passages: list[Hit], searched: str
+    ) -> None:
         """Read the signals of ``answer`` and, when the generator gives the model's own ones and a
-        calibration exists, the probability that it is right."""
+        calibration exists, the probability that it is right. ``searched`` is an English question's
+        Vietnamese translation when the search used one."""
         t = time.perf_counter()
         sig = Signals(
             top_cosine=max((h.dense for h in passages if h.dense is not None), default=0.0),
             coverage=pair_coverage(query, passages),
             foreign=not is_vietnamese(query),
+            translated=bool(searched),
             colocation=colocation(asked, answer.short or answer.text, [c.text for c in answer.citations]),
         )
         logprobs = gen.last_logprobs() if hasattr(gen, "last_logprobs") else []

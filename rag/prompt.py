@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from .text import match_form, split_sentences, tokens
+from .text import is_vietnamese, match_form, split_sentences, tokens
 from .types import Hit
 
 SYSTEM = (
@@ -84,6 +84,39 @@ def support_messages(question: str, answer: str, evidence: list[str]) -> list[di
     lines = ["Đoạn trích:"] + [f"[{n}] {e}" for n, e in enumerate(evidence, 1)]
     lines += ["", f"Câu hỏi: {question}", f"Câu trả lời: {answer}", "", SUPPORT_QUESTION]
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(lines)}]
+
+
+# Translating a question written in English, so that retrieval can match the Vietnamese passages'
+# own words. The answer's instructions come first, as in every prompt here, so the translation reuses
+# their cache and leaves it for the answer; two worked examples keep the small model translating
+# instead of answering.
+TRANSLATE = (
+    "Dịch câu hỏi sau sang tiếng Việt, giữ nguyên tên riêng, số và mã hiệu; "
+    "không trả lời, chỉ viết câu hỏi đã dịch:\n"
+)
+TRANSLATE_EXAMPLES = (
+    ("How many employees did the company have in 2020?", "Công ty có bao nhiêu nhân viên vào năm 2020?"),
+    (
+        "What does the report say about digital transformation in Hanoi?",
+        "Báo cáo nói gì về chuyển đổi số ở Hà Nội?",
+    ),
+)
+
+
+def translate_messages(question: str) -> list[dict[str, str]]:
+    """Messages asking for ``question`` in Vietnamese (the reply is the translation only)."""
+    out = [{"role": "system", "content": SYSTEM}]
+    for en, vi in TRANSLATE_EXAMPLES:
+        out += [{"role": "user", "content": TRANSLATE + en}, {"role": "assistant", "content": vi}]
+    return out + [{"role": "user", "content": TRANSLATE + question}]
+
+
+def translation(reply: str) -> str:
+    """The translated question in a model's reply: its first line, unquoted; "" when that line is
+    not Vietnamese (the model answered in English instead of translating)."""
+    line = next((ln.strip() for ln in reply.strip().splitlines() if ln.strip()), "")
+    line = line.strip("\"“”'` ")
+    return line if is_vietnamese(line) else ""
 
 
 _PLACEHOLDER = re.compile(r"\[n\]|<câu trả lời>", re.I)  # the reply format's own words, copied back

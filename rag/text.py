@@ -214,3 +214,69 @@ def overlap_f1(got: Counter[str], want: Counter[str]) -> float:
         return 0.0
     p, r = common / got.total(), common / want.total()
     return 2 * p * r / (p + r)
+
+
+# English function words that are not also Vietnamese syllables written without tone marks, so a
+# question typed without diacritics is not taken for English; and weaker ones that are ("the" is
+# "thế", "to" is "tô", "in" is "in"), which count only beside a strong one.
+_ENGLISH = frozenset(
+    [
+        "what",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "when",
+        "where",
+        "why",
+        "how",
+        "is",
+        "are",
+        "was",
+        "were",
+        "does",
+        "did",
+        "has",
+        "have",
+        "had",
+        "of",
+        "and",
+        "for",
+        "with",
+        "from",
+        "that",
+        "this",
+        "these",
+        "those",
+        "many",
+        "much",
+        "by",
+        "into",
+        "about",
+        "after",
+        "before",
+        "during",
+        "their",
+        "its",
+        "would",
+        "could",
+        "should",
+    ]
+)
+_ENGLISH_WEAK = frozenset(["the", "a", "an", "to", "in", "on", "at", "do", "be"])
+VI_LETTER = re.compile(r"[ăâđêôơưạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹàáãèéìíòóõùúýĩũ]", re.I)
+
+
+def is_vietnamese(text: str) -> bool:
+    """Whether ``text`` has a letter only Vietnamese writes (a tone mark or ă â đ ê ô ơ ư)."""
+    return bool(VI_LETTER.search(text))
+
+
+def looks_english(text: str) -> bool:
+    """Whether ``text`` reads as English: no Vietnamese letters, and two English function words, or
+    one and a weaker one ("Which probe entered the atmosphere?")."""
+    if is_vietnamese(text):
+        return False
+    words = re.findall(r"[a-z']+", text.lower())
+    strong = sum(w in _ENGLISH for w in words)
+    return strong >= 2 or (strong == 1 and any(w in _ENGLISH_WEAK for w in words))

@@ -124,6 +124,7 @@ class Timings:
     total_ms: float = 0.0
     tokens: int = 0
     check_ms: float = 0.0  # the support check and confidence after generation
+    translate_ms: float = 0.0  # an English question put into Vietnamese before the search
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -147,6 +148,7 @@ class Answer:
     timings: Timings = field(default_factory=Timings)
     warnings: list[str] = field(default_factory=list)
     asked: str = ""  # the whole question answered when ``question`` was an elliptical follow-up
+    searched: str = ""  # an English question's Vietnamese translation, searched with it
     short: str = ""  # the words that answer the question ("ba" in "Ấn bản thứ ba … [1]"); empty if abstained
     confidence: float | None = None  # calibrated probability that the answer is right (None: not rated)
     signals: dict[str, float | None] = field(default_factory=dict)  # what the confidence was read from

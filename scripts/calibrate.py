@@ -56,7 +56,7 @@ def rejudge(rows: list[dict]) -> None:
 
 
 def features(rows: list[dict], names: tuple[str, ...]) -> list[dict[str, float | None]]:
-    from rag.cite import is_vietnamese
+    from rag.text import is_vietnamese
 
     out = []
     for r in rows:

@@ -121,3 +121,13 @@ def test_tokens_per_second_leaves_the_check_out() -> None:
 
     t = Timings(retrieval_ms=5, first_token_ms=1000, total_ms=3000, tokens=21, check_ms=1000)
     assert t.tokens_per_s == pytest.approx(20.0)  # 20 tokens after the first, in 1 s of generation
+
+
+def test_translated_english_question_gets_no_cross_lingual_allowance() -> None:
+    """An English question scores lower against Vietnamese passages, so its best cosine is raised
+    by CROSS_LINGUAL; searched together with its translation it no longer scores lower."""
+    english = Signals(support=0.9, top_cosine=0.8, coverage=0.0, foreign=True)
+    translated = Signals(support=0.9, top_cosine=0.8, coverage=0.0, foreign=True, translated=True)
+    assert english.features()["top_cosine"] == pytest.approx(0.8 + confidence.CROSS_LINGUAL)
+    assert translated.features()["top_cosine"] == pytest.approx(0.8)
+    assert translated.features()["coverage"] is None  # English words: nothing to count either way

@@ -161,3 +161,52 @@ def test_reply_of_markers_only_answered_from_the_pointed_passage() -> None:
     pointed = gen.seen[-1][1][0]
     assert not a.abstained and a.citations[0].chunk_id == pointed.chunk_id
     assert a.text.endswith("[1].") and a.text[:-5] in pointed.text
+
+
+class TranslatingGenerator(ScriptedGenerator):
+    """A scripted generator that also translates, as the local and OpenAI-compatible ones do."""
+
+    def __init__(self, reply: str, translation: str) -> None:
+        super().__init__(reply)
+        self.translation = translation
+        self.translated: list[str] = []
+
+    def translate(self, question: str) -> str:
+        self.translated.append(question)
+        return self.translation
+
+
+def test_english_question_is_searched_with_its_vietnamese_translation() -> None:
+    q = "According to the delegates, Industry 4.0 is a precious opportunity to speed up what process?"
+    vi = "Theo các đại biểu, cách mạng công nghiệp 4.0 là cơ hội quý báu để đẩy nhanh quá trình nào?"
+    gen = TranslatingGenerator("Trả lời: industrialization and modernization [1]\nNguồn: [1]", vi)
+    rag = RAG(Settings(index_dir=str(INDEX), generator="scripted"), generator=gen)
+    gold = "cơ hội quý báu mà Việt Nam chúng ta cần đón bắt"
+    assert not any(gold in h.text for h in rag.retrieve(q, 3))  # e5-small alone misses it in English
+    a = rag.ask(q)
+    assert gen.translated == [q] and a.searched == vi
+    question, passages, _ = gen.seen[0]
+    assert question == q  # the model answers the question as asked, in its language
+    assert gold in passages[0].text  # but reads the passage the translation found
+    assert a.timings.translate_ms > 0
+
+
+def test_short_answer_to_an_english_question_is_checked_against_the_translation() -> None:
+    """A short answer is checked together with the question it answers; the English question's
+    words are not in a Vietnamese passage, their translation's are."""
+    q = "What is the core of Industry 4.0?"
+    vi = "Cốt lõi của cách mạng công nghiệp 4.0 là gì?"
+    gen = TranslatingGenerator("Trả lời: hệ thống mạng vật lý [1]\nNguồn: [1]", vi)
+    a = RAG(Settings(index_dir=str(INDEX), generator="scripted"), generator=gen).ask(q)
+    assert not a.abstained and "hệ thống mạng vật lý" in a.citations[0].quote
+
+
+def test_vietnamese_questions_are_not_translated() -> None:
+    gen = TranslatingGenerator("Trả lời: hơn 13.000 điểm giao dịch [1]\nNguồn: [1]", "không dùng")
+    rag = RAG(Settings(index_dir=str(INDEX), generator="scripted"), generator=gen)
+    for q in (
+        "Bưu điện Việt Nam có bao nhiêu điểm giao dịch?",
+        "buu dien viet nam co bao nhieu diem giao dich",
+    ):
+        assert rag.ask(q).searched == ""
+    assert gen.translated == []

@@ -8,6 +8,7 @@ import pytest
 from rag.config import PROJECT_ROOT, Settings
 from rag.index import build_index
 from rag.pipeline import RAG
+from rag.text import is_vietnamese
 
 pytestmark = pytest.mark.slow
 FOREIGN = PROJECT_ROOT.parent / "shared" / "corpora" / "viquad2-dev" / "corpus"
@@ -49,6 +50,7 @@ def test_english_question_is_answered_in_english(foreign_rag: RAG) -> None:
     assert not a.abstained, a.withheld or a.text
     assert "1985" in a.text and any("1985" in c.quote for c in a.citations)
     assert "năm" not in a.text.lower()  # written in English
+    assert is_vietnamese(a.searched)  # the documents were searched with a Vietnamese translation too
 
 
 def test_fact_the_article_lacks_is_not_answered(foreign_rag: RAG) -> None:

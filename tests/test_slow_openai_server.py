@@ -73,6 +73,16 @@ def test_openai_generator_answers_through_a_real_server(llama_server: str) -> No
     assert a.citations[0].quote in a.citations[0].text
 
 
+def test_openai_generator_translates_an_english_question(llama_server: str) -> None:
+    from rag.generators.openai import OpenAIGenerator
+    from rag.text import is_vietnamese
+
+    vi = OpenAIGenerator(llama_server, "qwen").translate(
+        "How many transaction points does Vietnam Post have?"
+    )
+    assert is_vietnamese(vi) and "bao nhiêu" in vi.lower(), vi
+
+
 def test_rag_serve_in_front_of_the_real_server(llama_server: str) -> None:
     """openai client → `rag serve` → RAG_GENERATOR=openai → llama_cpp.server, streaming all the way."""
     openai = pytest.importorskip("openai")

@@ -6,6 +6,7 @@ from rag.text import (
     expand_abbreviations,
     fold,
     folded_tokens,
+    looks_english,
     match_form,
     nfc,
     split_sentences,
@@ -89,3 +90,42 @@ def test_line_breaks_end_sentences() -> None:
         "Tỉnh có 31 điểm du lịch.",
         "<script>x</script> và thêm",
     ]
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "How many transaction points does Vietnam Post have?",
+        "Which probe entered the atmosphere successfully?",
+        "Who was made grand vizier?",
+        "What is ZTE?",
+    ],
+)
+def test_english_questions_look_english(question: str) -> None:
+    assert looks_english(question)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Bưu điện Việt Nam có bao nhiêu điểm giao dịch?",
+        "nghi quyet 52 duoc ban hanh ngay nao",  # Vietnamese without tone marks
+        "to chuc the nao",  # "to", "the" are Vietnamese syllables too
+        "co the an o dau",
+        "Define Industry 4.0",  # too little to tell: searched as it is
+    ],
+)
+def test_vietnamese_and_unclear_questions_do_not(question: str) -> None:
+    assert not looks_english(question)
+
+
+def test_translation_is_the_first_vietnamese_line_of_the_reply() -> None:
+    from rag.prompt import translate_messages, translation
+
+    assert translation('"Bưu điện Việt Nam có bao nhiêu điểm giao dịch?"\nGhi chú: …') == (
+        "Bưu điện Việt Nam có bao nhiêu điểm giao dịch?"
+    )
+    assert translation("Vietnam Post has 13,000 transaction points.") == ""  # answered, not translated
+    assert translation("") == ""
+    msgs = translate_messages("Who chaired it?")
+    assert msgs[0]["role"] == "system" and msgs[-1]["content"].endswith("Who chaired it?")

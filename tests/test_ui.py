@@ -67,6 +67,16 @@ def test_follow_up_shows_how_it_was_understood() -> None:
     assert "<b>" not in line and "\\<b\\>" in line  # the user's words stay text
 
 
+def test_english_question_shows_its_translation() -> None:
+    from rag.types import Answer, Timings
+    from ui.render import render_timings
+
+    a = Answer("Who chaired it?", "…", timings=Timings(12.0, 900.0, 1500.0, 20))
+    assert "Searched" not in render_timings(a)
+    a.searched = "Ai chủ trì *hội thảo*?"
+    assert render_timings(a).startswith("Searched in Vietnamese as: «Ai chủ trì \\*hội thảo\\*?»")
+
+
 def test_confidence_is_shown() -> None:
     from rag.types import Answer, Timings
     from ui.render import render_timings

@@ -76,6 +76,8 @@ def render_timings(a: Answer) -> str:
         line = f"{word.capitalize()}: {a.confidence:.0%}  \n" + line
     if a.asked:  # a follow-up made whole: say how it was understood, so a wrong guess is visible
         line = f"Câu hỏi được hiểu là: «{_md_text(a.asked)}»  \n" + line
+    if a.searched:  # an English question's translation, searched with it: a loose one shows here
+        line = f"Searched in Vietnamese as: «{_md_text(a.searched)}»  \n" + line
     return line
 
 

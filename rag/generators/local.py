@@ -12,7 +12,7 @@ from typing import Any
 
 from ..config import Settings
 from ..errors import MissingDependencyError, ModelLoadError
-from ..prompt import NO, YES, messages, support_messages
+from ..prompt import NO, YES, messages, support_messages, translate_messages, translation
 from ..types import Hit
 from .decode import LookupDecoder, Utf8Pieces, shared_prefix
 from .model_files import ensure_model
@@ -20,6 +20,7 @@ from .model_files import ensure_model
 logger = logging.getLogger(__name__)
 
 REPEAT_PENALTY = 1.05  # a light penalty stops the small model from looping on lists
+TRANSLATION_TOKENS = 80  # a question, not a paragraph
 
 
 class LlamaCppGenerator:
@@ -96,6 +97,15 @@ class LlamaCppGenerator:
         with self._lock:
             yes, no = self.decoder.next_logits(tokens, self._yes_no)
         return 1.0 / (1.0 + math.exp(no - yes))
+
+    def translate(self, question: str) -> str:
+        """``question`` in Vietnamese (a short greedy generation), or "" when the model gave none."""
+        tokens = self._tokens(translate_messages(question))
+        with self._lock:
+            pieces = Utf8Pieces(self._llm)
+            text = "".join(pieces(t) for t in self.decoder.generate(tokens, TRANSLATION_TOKENS))
+            text += pieces.flush()
+        return translation(text)
 
 
 def _chat_formatter(llm: Any) -> Any:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 
 from ..errors import ModelLoadError
-from ..prompt import messages
+from ..prompt import messages, translate_messages, translation
 from ..types import Hit
 
 
@@ -56,3 +56,22 @@ class OpenAIGenerator:
             raise ModelLoadError(
                 f"could not reach the OpenAI-compatible server at {self.url}: {exc} — start it or set RAG_OPENAI_BASE_URL"
             ) from exc
+
+    def translate(self, question: str) -> str:
+        """``question`` in Vietnamese from one short completion, or "" when the server gave none."""
+        body = {
+            "model": self.model,
+            "messages": translate_messages(question),
+            "temperature": 0,
+            "max_tokens": 80,
+        }
+        try:
+            resp = self._client.post(self.url, json=body, headers=self._headers)
+        except httpx.HTTPError as exc:
+            raise ModelLoadError(
+                f"could not reach the OpenAI-compatible server at {self.url}: {exc} — start it or set RAG_OPENAI_BASE_URL"
+            ) from exc
+        if resp.status_code != 200:
+            return ""  # the answer's own request reports what is wrong with the server
+        choices = resp.json().get("choices") or [{}]
+        return translation((choices[0].get("message") or {}).get("content") or "")
