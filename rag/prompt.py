@@ -94,6 +94,7 @@ TRANSLATE = (
     "Dịch câu hỏi sau sang tiếng Việt, giữ nguyên tên riêng, số và mã hiệu; "
     "không trả lời, chỉ viết câu hỏi đã dịch:\n"
 )
+TRANSLATION_TOKENS = 80  # a question, not a paragraph
 TRANSLATE_EXAMPLES = (
     ("How many employees did the company have in 2020?", "Công ty có bao nhiêu nhân viên vào năm 2020?"),
     (

@@ -219,50 +219,12 @@ def overlap_f1(got: Counter[str], want: Counter[str]) -> float:
 # English function words that are not also Vietnamese syllables written without tone marks, so a
 # question typed without diacritics is not taken for English; and weaker ones that are ("the" is
 # "thế", "to" is "tô", "in" is "in"), which count only beside a strong one.
-_ENGLISH = frozenset(
-    [
-        "what",
-        "which",
-        "who",
-        "whom",
-        "whose",
-        "when",
-        "where",
-        "why",
-        "how",
-        "is",
-        "are",
-        "was",
-        "were",
-        "does",
-        "did",
-        "has",
-        "have",
-        "had",
-        "of",
-        "and",
-        "for",
-        "with",
-        "from",
-        "that",
-        "this",
-        "these",
-        "those",
-        "many",
-        "much",
-        "by",
-        "into",
-        "about",
-        "after",
-        "before",
-        "during",
-        "their",
-        "its",
-        "would",
-        "could",
-        "should",
-    ]
-)
+_ENGLISH = frozenset([
+    "what", "which", "who", "whom", "whose", "when", "where", "why", "how", "is", "are", "was", "were",
+    "does", "did", "has", "have", "had", "of", "and", "for", "with", "from", "that", "this", "these",
+    "those", "many", "much", "by", "into", "about", "after", "before", "during", "their", "its",
+    "would", "could", "should",
+])  # fmt: skip
 _ENGLISH_WEAK = frozenset(["the", "a", "an", "to", "in", "on", "at", "do", "be"])
 VI_LETTER = re.compile(r"[ăâđêôơưạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹàáãèéìíòóõùúýĩũ]", re.I)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..config import Settings
 from ..errors import MissingDependencyError, ModelLoadError
-from ..prompt import NO, YES, messages, support_messages, translate_messages, translation
+from ..prompt import NO, TRANSLATION_TOKENS, YES, messages, support_messages, translate_messages, translation
 from ..types import Hit
 from .decode import LookupDecoder, Utf8Pieces, shared_prefix
 from .model_files import ensure_model
@@ -20,7 +20,6 @@ from .model_files import ensure_model
 logger = logging.getLogger(__name__)
 
 REPEAT_PENALTY = 1.05  # a light penalty stops the small model from looping on lists
-TRANSLATION_TOKENS = 80  # a question, not a paragraph
 
 
 class LlamaCppGenerator:

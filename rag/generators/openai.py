@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 
 from ..errors import ModelLoadError
-from ..prompt import messages, translate_messages, translation
+from ..prompt import TRANSLATION_TOKENS, messages, translate_messages, translation
 from ..types import Hit
 
 
@@ -63,7 +63,7 @@ class OpenAIGenerator:
             "model": self.model,
             "messages": translate_messages(question),
             "temperature": 0,
-            "max_tokens": 80,
+            "max_tokens": TRANSLATION_TOKENS,
         }
         try:
             resp = self._client.post(self.url, json=body, headers=self._headers)
