@@ -235,10 +235,13 @@ def is_vietnamese(text: str) -> bool:
 
 
 def looks_english(text: str) -> bool:
-    """Whether ``text`` reads as English: no Vietnamese letters, and two English function words, or
-    one and a weaker one ("Which probe entered the atmosphere?")."""
-    if is_vietnamese(text):
+    """Whether ``text`` reads as English: two English function words, one and a weaker one ("Which
+    probe entered the atmosphere?"), or one to begin with ("Which body issued Resolution 52-NQ/TW?"),
+    and no Vietnamese words but names and codes ("Who is Nguyễn Phú Tiến?", "Decision 950/QĐ-TTg")."""
+    if sum(w.islower() and is_vietnamese(w) for w in re.findall(r"\w+", text)) > 1:
         return False
     words = re.findall(r"[a-z']+", text.lower())
     strong = sum(w in _ENGLISH for w in words)
+    if words and words[0] in _ENGLISH:
+        return True
     return strong >= 2 or (strong == 1 and any(w in _ENGLISH_WEAK for w in words))

@@ -180,6 +180,21 @@ def test_every_gold_quote_occurs_in_the_corpus() -> None:
             assert it.keywords and all(k.strip() for k in it.keywords), it.id
 
 
+def test_english_question_set_pairs_with_the_vietnamese_one() -> None:
+    """eval/qa_en.jsonl asks questions of eval/qa.jsonl in English, to compare the two languages on
+    the same facts: each names its Vietnamese original and keeps its gold quote and answerability."""
+    from rag.text import looks_english
+
+    vietnamese = {json.loads(line)["id"]: json.loads(line) for line in QA.read_text("utf-8").splitlines()}
+    rows = [json.loads(line) for line in QA.with_name("qa_en.jsonl").read_text("utf-8").splitlines()]
+    assert len(rows) >= 15 and any(not r["answerable"] for r in rows)
+    for r in rows:
+        original = vietnamese[r["vietnamese"]]
+        assert r["answerable"] == original["answerable"] and r.get("gold_quote") == original.get("gold_quote")
+        assert looks_english(r["question"]), r["id"]
+    assert len(load_qa(QA.with_name("qa_en.jsonl"))) == len(rows)
+
+
 def test_rag_eval_cli_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from rag.cli import main
 

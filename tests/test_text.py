@@ -99,6 +99,9 @@ def test_line_breaks_end_sentences() -> None:
         "Which probe entered the atmosphere successfully?",
         "Who was made grand vizier?",
         "What is ZTE?",
+        "Which body issued Resolution 52-NQ/TW?",
+        "Which scheme does Decision 950/QĐ-TTg approve?",
+        "Who is Nguyễn Phú Tiến?",
     ],
 )
 def test_english_questions_look_english(question: str) -> None:
@@ -109,6 +112,8 @@ def test_english_questions_look_english(question: str) -> None:
     "question",
     [
         "Bưu điện Việt Nam có bao nhiêu điểm giao dịch?",
+        "hội nghị chuyển đổi số của đảng bộ khối ccq tỉnh có bao nhiêu tổ chức",
+        "What là gì?",  # Vietnamese words beside an English one
         "nghi quyet 52 duoc ban hanh ngay nao",  # Vietnamese without tone marks
         "to chuc the nao",  # "to", "the" are Vietnamese syllables too
         "co the an o dau",
