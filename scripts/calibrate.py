@@ -62,7 +62,8 @@ def features(rows: list[dict], names: tuple[str, ...]) -> list[dict[str, float |
     for r in rows:
         s = Signals(**{k: r["signals"].get(k) for k in ("support", "mean_logprob", "min_logprob")},
                     top_cosine=r["signals"].get("top_cosine") or 0.0, coverage=r["signals"].get("coverage") or 0.0,
-                    colocation=r["signals"].get("colocation"), foreign=not is_vietnamese(r["question"]))  # fmt: skip
+                    colocation=r["signals"].get("colocation"), foreign=not is_vietnamese(r["question"]),
+                    translated=bool(r["signals"].get("translated")))  # fmt: skip
         f = s.features()
         out.append({n: f[n] for n in names})
     return out
