@@ -19,7 +19,7 @@ from .generators import Generator, make_generator
 from .generators.extractive import rank_sentences
 from .grounding import colocation, echoes_question
 from .index import passage_text
-from .prompt import says_not_found, strip_format
+from .prompt import focused, says_not_found, strip_format
 from .retrieve import Mode, Retriever
 from .short import short_answer, snap, verbatim
 from .text import CITATION, fold, is_vietnamese, looks_english, match_form
@@ -269,8 +269,9 @@ class RAG:
             finish(Answer(q, NOT_FOUND, [], True, hits[:3], hits, gen.name, timings, warnings))
             return
         passages = hits[: self.settings.context_k] if gen.name != "extractive" else hits[:5]
+        shown = [focused(h, f"{asked}\n{searched}") for h in passages] if searched else passages
         display = _Display()
-        for delta in gen.stream(asked, passages, history):
+        for delta in gen.stream(asked, shown, history):
             if timings.first_token_ms is None:
                 timings.first_token_ms = (time.perf_counter() - t0) * 1000
             timings.tokens += 1

@@ -7,6 +7,7 @@ The instructions come first and never change, so a backend with a prompt cache r
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from .text import is_vietnamese, match_form, split_sentences, tokens
 from .types import Hit
@@ -48,6 +49,13 @@ def excerpt(question: str, hit: Hit, max_chars: int = 500) -> str:
         keep.append(i)
         size += n
     return " ".join(text[spans[i][0] : spans[i][1]] for i in sorted(keep))
+
+
+def focused(hit: Hit, words: str, max_chars: int = 500) -> Hit:
+    """``hit`` cut to its sentences that share most with ``words``: for an English question, the
+    question with its translation, since the English words alone share none with a Vietnamese
+    passage and would leave the excerpt to chance."""
+    return replace(hit, chunk=replace(hit.chunk, text=excerpt(words, hit, max_chars)))
 
 
 def user_message(question: str, passages: list[Hit], max_chars: int = 500) -> str:

@@ -210,3 +210,18 @@ def test_vietnamese_questions_are_not_translated() -> None:
     ):
         assert rag.ask(q).searched == ""
     assert gen.translated == []
+
+
+def test_english_question_reads_the_passage_sentences_its_translation_points_to() -> None:
+    """A long passage is cut to the sentences sharing most words with the question; an English
+    question shares none, so its translation chooses them (else the excerpt missed "13.000")."""
+    from rag.prompt import user_message
+
+    q = "How many transaction points does Vietnam Post have?"
+    gen = TranslatingGenerator(
+        "Trả lời: 13.000 [1]\nNguồn: [1]", "Bưu điện Việt Nam có bao nhiêu điểm giao dịch?"
+    )
+    a = RAG(Settings(index_dir=str(INDEX), generator="scripted"), generator=gen).ask(q)
+    question, passages, history = gen.seen[0]
+    assert "13.000 điểm giao dịch" in user_message(question, passages)  # what the model reads
+    assert not a.abstained and "13.000 điểm giao dịch" in a.citations[0].quote
