@@ -53,9 +53,7 @@ class OpenAIGenerator:
                     if text:
                         yield text
         except httpx.HTTPError as exc:
-            raise ModelLoadError(
-                f"could not reach the OpenAI-compatible server at {self.url}: {exc} — start it or set RAG_OPENAI_BASE_URL"
-            ) from exc
+            raise self._unreachable(exc) from exc
 
     def translate(self, question: str) -> str:
         """``question`` in Vietnamese from one short completion, or "" when the server gave none."""
@@ -68,10 +66,13 @@ class OpenAIGenerator:
         try:
             resp = self._client.post(self.url, json=body, headers=self._headers)
         except httpx.HTTPError as exc:
-            raise ModelLoadError(
-                f"could not reach the OpenAI-compatible server at {self.url}: {exc} — start it or set RAG_OPENAI_BASE_URL"
-            ) from exc
+            raise self._unreachable(exc) from exc
         if resp.status_code != 200:
             return ""  # the answer's own request reports what is wrong with the server
         choices = resp.json().get("choices") or [{}]
         return translation((choices[0].get("message") or {}).get("content") or "")
+
+    def _unreachable(self, exc: Exception) -> ModelLoadError:
+        return ModelLoadError(
+            f"could not reach the OpenAI-compatible server at {self.url}: {exc} — start it or set RAG_OPENAI_BASE_URL"
+        )
