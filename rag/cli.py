@@ -161,11 +161,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluate import load_qa
+    from .evaluate import load_qa, without_diacritics
     from .pipeline import RAG
     from .report import per_question_markdown, run_eval, summary_markdown, write_reports
 
     items = load_qa(args.qa)
+    if args.no_diacritics:
+        items = [without_diacritics(i) for i in items]
     rag = RAG(_settings(args))
     report = run_eval(
         rag, items, args.generator, args.k, progress=_progress_bar("questions", unit="question")
@@ -291,6 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--out", default="eval/out", help="folder for the JSON and Markdown reports")
     pe.add_argument("--index", help="index folder")
     pe.add_argument("--collection", help="collection to search (default: RAG_COLLECTION or 'corpus')")
+    pe.add_argument(
+        "--no-diacritics",
+        action="store_true",
+        help="ask every question (and its history) typed without diacritics, as on a keyboard without Vietnamese",
+    )
     pe.set_defaults(func=cmd_eval)
 
     pc = sub.add_parser("chat", help="start the chat UI (Gradio) on http://127.0.0.1:7860")

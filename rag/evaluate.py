@@ -9,12 +9,12 @@ import time
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .errors import QAFileError
-from .text import CITATION, overlap_f1
+from .text import CITATION, fold, overlap_f1
 from .types import Answer, Hit
 
 KS = (1, 3, 5, 10)
@@ -30,6 +30,11 @@ class QAItem:
     kind: str = ""
     history: list[str] = field(default_factory=list)  # earlier questions of the conversation
     answers: list[str] = field(default_factory=list)  # reference answer spans, for exact match and F1
+
+
+def without_diacritics(item: QAItem) -> QAItem:
+    """The question as typed without diacritics ("Ai là ..." → "Ai la ..."); answers are judged as before."""
+    return replace(item, question=fold(item.question), history=[fold(h) for h in item.history])
 
 
 def load_qa(path: str | Path) -> list[QAItem]:

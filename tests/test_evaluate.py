@@ -16,6 +16,7 @@ from rag.evaluate import (
     percentile,
     retrieval_metrics,
     score_answer,
+    without_diacritics,
 )
 from rag.ingest import read_folder
 from rag.types import Answer, Chunk, Citation, Hit
@@ -265,3 +266,13 @@ def test_confidence_sweep_replays_one_run_at_other_cuts() -> None:
     assert by_cut[0.0]["correctness"] == 0.75 and by_cut[0.0]["wrong_but_cited"] == 2 / 6
     assert by_cut[0.7]["correctness"] == 0.25 and by_cut[0.7]["abstention_unanswerable"] == 1.0
     assert by_cut[0.7]["wrong_but_cited"] == 0.0
+
+
+def test_questions_asked_without_diacritics_keep_their_answers() -> None:
+    item = QAItem(
+        "q", "Còn Hải Dương thì sao?", keywords=["13.000"], history=["Bưu điện Việt Nam có bao nhiêu điểm?"]
+    )
+    bare = without_diacritics(item)
+    assert bare.question == "Con Hai Duong thi sao?"
+    assert bare.history == ["Buu dien Viet Nam co bao nhieu diem?"]
+    assert bare.keywords == ["13.000"] and item.question == "Còn Hải Dương thì sao?"
