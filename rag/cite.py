@@ -17,6 +17,7 @@ from .text import CITATION, fold, is_vietnamese, match_form, nfc, split_sentence
 from .types import Citation, Hit
 
 _NUM = re.compile(r"\d+(?:[.,/:\-]\d+)*")
+_RANGE = re.compile(r"(\d)\s*[-–—]\s*(\d)")
 _SYL = re.compile(r"\w+")
 # A run of capitalised syllables (a name), not at the start of the sentence.
 _UPPER = "A-Z" + "".join(c for c in map(chr, range(0xC0, 0x1F00)) if c.isupper())  # with Đ, Ả, Ệ …
@@ -45,6 +46,12 @@ def _syllables(text: str) -> set[str]:
 
 def _norm_num(n: str) -> str:
     return re.sub(r"[.,](?=\d{3}\b)", "", n).lstrip("0") or "0"
+
+
+def _numbers(text: str) -> list[str]:
+    """The numbers of ``text``, a range written with spaces or a long dash ("2020 – 2025") as one
+    written without ("2020-2025"), so either spelling of it matches the other."""
+    return _NUM.findall(_RANGE.sub(r"\1-\2", text))
 
 
 def asked_units(question: str) -> set[str]:
@@ -126,9 +133,9 @@ def support(claim: str, passage: str, context: str = "", given: str = "", about:
     mentions Nghệ An. Numbers and names that ``given`` (the question) already holds are an echo of
     it, not a claim to check.
     """
-    pnums = {_norm_num(n) for n in _NUM.findall(passage)}
-    gnums = {_norm_num(n) for n in _NUM.findall(given)}
-    cnums = _NUM.findall(claim)
+    pnums = {_norm_num(n) for n in _numbers(passage)}
+    gnums = {_norm_num(n) for n in _numbers(given)}
+    cnums = _numbers(claim)
     for n in cnums:
         if _norm_num(n) not in pnums and _norm_num(n) not in gnums:
             return 0.0
