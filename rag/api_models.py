@@ -98,7 +98,11 @@ class AnswerExtras(BaseModel):
         default_factory=list, description="the closest passages, when abstaining"
     )
     asked: str = Field("", description="the whole question answered, when a follow-up was rewritten")
-    searched: str = Field("", description="an English question's Vietnamese translation, searched with it")
+    searched: str = Field(
+        "",
+        description="the Vietnamese searched: an English question's translation, or a question typed "
+        "without diacritics with its marks put back from the passages",
+    )
     short: str = Field("", description='the words that answer the question, e.g. "6"; empty when abstaining')
     confidence: float | None = Field(
         None, description="calibrated probability that the answer is right (local model; null when not rated)"

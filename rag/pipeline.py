@@ -20,6 +20,7 @@ from .generators.extractive import rank_sentences
 from .grounding import colocation, echoes_question
 from .index import passage_text
 from .prompt import focused, says_not_found, strip_format
+from .restore import restore, typed_without_marks
 from .retrieve import Mode, Retriever
 from .short import short_answer, snap, verbatim
 from .text import CITATION, fold, is_vietnamese, looks_english, match_form
@@ -33,6 +34,7 @@ NOT_FOUND = "Tài liệu hiện có không chứa thông tin để trả lời c
 GATE_COSINE = 0.82
 GATE_COVERAGE = 0.5  # a question not in Vietnamese script has its bar lowered by CROSS_LINGUAL
 MAX_TURNS = 5  # how far back a chain of follow-ups is followed
+RESTORE_FROM = 10  # passages whose words give a question typed without diacritics its marks
 _FOLLOW_UP = re.compile(r"^(còn|vậy|thế còn|và)\s|thì sao|thi sao", re.I)
 _PRONOUN = re.compile(r"\b(đó|này|ấy|họ|nó|vậy)\b", re.I)
 _SYL = re.compile(r"\w+")
@@ -256,7 +258,18 @@ class RAG:
         searched = self._translated(asked, gen, timings)
         t_search = time.perf_counter()
         hits = self.retrieve(f"{query}\n{searched}" if searched else query, k or self.settings.top_k)
+        reading = asked  # the question as the reader and the checks read it
+        if not searched and typed_without_marks(asked):
+            # typed without diacritics: the passages found through the accent-folded BM25 copy
+            # give its words their marks back, and the marked question is searched and read
+            pool = self.retrieve(query, max(RESTORE_FROM, len(hits)))
+            reading = restore(asked, [passage_text(h.chunk) for h in pool])
+            if reading != asked:
+                searched = reading
+                query = self.search_query(reading, history)
+                hits = self.retrieve(query, k or self.settings.top_k)
         timings.retrieval_ms = (time.perf_counter() - t_search) * 1000
+        translated = bool(searched) and reading == asked
 
         def finish(answer: Answer) -> None:
             answer.timings.total_ms = (time.perf_counter() - t0) * 1000
@@ -269,9 +282,9 @@ class RAG:
             finish(Answer(q, NOT_FOUND, [], True, hits[:3], hits, gen.name, timings, warnings))
             return
         passages = hits[: self.settings.context_k] if gen.name != "extractive" else hits[:5]
-        shown = [focused(h, f"{asked}\n{searched}") for h in passages] if searched else passages
+        shown = [focused(h, f"{asked}\n{searched}") for h in passages] if translated else passages
         display = _Display()
-        for delta in gen.stream(asked, shown, history):
+        for delta in gen.stream(reading, shown, history):
             if timings.first_token_ms is None:
                 timings.first_token_ms = (time.perf_counter() - t0) * 1000
             timings.tokens += 1
@@ -288,14 +301,18 @@ class RAG:
             checked = verify(raw, passages, asked)  # must not undo what the question itself supports
         if not checked.grounded and not says_not_found(strip_format(raw)):
             checked = self._from_pointed_passages(wording, raw, passages) or checked
-        if says_not_found(strip_format(raw)) or not checked.grounded or echoes_question(asked, checked.text):
+        if (
+            says_not_found(strip_format(raw))
+            or not checked.grounded
+            or echoes_question(reading, checked.text)
+        ):
             finish(Answer(q, NOT_FOUND, [], True, hits[:3], hits, gen.name, timings, warnings))
             return
         answer = Answer(q, checked.text, checked.citations, False, [], hits, gen.name, timings, warnings)
-        short = short_answer(asked, checked.text)
+        short = short_answer(reading, checked.text)
         answer.short = snap(short, [c.text for c in checked.citations])
         answer.text = verbatim(answer.text, short, answer.short)
-        self._rate(answer, gen, asked, query, passages, searched)
+        self._rate(answer, gen, reading, query, passages, searched if translated else "")
         if answer.confidence is not None and answer.confidence < self.settings.min_confidence:
             answer.withheld, answer.text, answer.citations, answer.short = answer.text, NOT_FOUND, [], ""
             answer.abstained, answer.related = True, hits[:3]

@@ -148,7 +148,7 @@ class Answer:
     timings: Timings = field(default_factory=Timings)
     warnings: list[str] = field(default_factory=list)
     asked: str = ""  # the whole question answered when ``question`` was an elliptical follow-up
-    searched: str = ""  # an English question's Vietnamese translation, searched with it
+    searched: str = ""  # the Vietnamese searched and read: an English question's translation, or a question typed without diacritics with its marks put back
     short: str = ""  # the words that answer the question ("ba" in "Ấn bản thứ ba … [1]"); empty if abstained
     confidence: float | None = None  # calibrated probability that the answer is right (None: not rated)
     signals: dict[str, float | None] = field(default_factory=dict)  # what the confidence was read from

@@ -57,3 +57,16 @@ def test_fact_the_article_lacks_is_not_answered(foreign_rag: RAG) -> None:
     # the article covers Venus' exploration, but not what this asks
     a = foreign_rag.ask("Tàu vũ trụ nào của Trung Quốc đã hạ cánh trên Sao Kim năm 2020?")
     assert a.abstained and not a.citations, a.text
+
+
+def test_question_typed_without_diacritics_is_read_with_them(foreign_rag: RAG) -> None:
+    a = foreign_rag.ask("Ngay le kinh Duc me Fatima 13 thang 5 nam 2005 cung trung voi ky niem gi?")
+    assert not a.abstained, a.withheld or a.text
+    assert "24 năm" in a.text and any("mưu sát" in c.quote for c in a.citations)
+    assert "Fatima" in a.searched and "kỷ niệm" in a.searched  # the marks its passages write
+
+
+def test_fact_the_article_lacks_is_not_answered_without_diacritics_either(foreign_rag: RAG) -> None:
+    # answered (wrongly, with a citation) before the question was read with its marks
+    a = foreign_rag.ask("Gioan Phaolo II la vi Giao hoang duy nhat den tham vung Thanh Dia nao?")
+    assert a.abstained and not a.citations, a.text

@@ -77,6 +77,15 @@ def test_english_question_shows_its_translation() -> None:
     assert render_timings(a).startswith("Searched in Vietnamese as: «Ai chủ trì \\*hội thảo\\*?»")
 
 
+def test_question_typed_without_diacritics_shows_how_it_was_read() -> None:
+    from rag.types import Answer, Timings
+    from ui.render import render_timings
+
+    a = Answer("ai chu tri hoi thao", "…", timings=Timings(12.0, 900.0, 1500.0, 20))
+    a.searched = "ai chủ trì hội thảo"
+    assert render_timings(a).startswith("Câu hỏi được đọc là: «ai chủ trì hội thảo»")
+
+
 def test_confidence_is_shown() -> None:
     from rag.types import Answer, Timings
     from ui.render import render_timings
