@@ -184,7 +184,7 @@ def test_sentence_copied_from_another_passage_cites_that_passage() -> None:
 
 
 def test_a_range_matches_however_its_dash_is_spaced() -> None:
-    """"2020-2025 [1]" is what "nhiệm kỳ 2020- 2025" says; it was dropped as unsupported."""
+    """The answer "2020-2025 [1]" is what "nhiệm kỳ 2020- 2025" says; it was dropped as unsupported."""
     passage = "Nghị quyết Đại hội Đảng bộ tỉnh lần thứ XVII, nhiệm kỳ 2020- 2025, đã được ban hành."
     asked = "Nghị quyết Đại hội Đảng bộ tỉnh lần thứ XVII có nhiệm kỳ nào?"
     for claim in ("2020-2025", "2020 - 2025", "2020–2025"):
