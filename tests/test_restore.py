@@ -54,7 +54,20 @@ def test_numbers_and_codes_are_kept() -> None:
         ("Bưu điện Việt Nam có bao nhiêu điểm giao dịch?", False),
         ("How many transaction points does Vietnam Post have?", False),
         ("COVID-19", False),
+        ("chuyển doi so la gi", True),
     ],
 )
 def test_which_questions_were_typed_without_marks(question: str, without: bool) -> None:
     assert typed_without_marks(question) is without
+
+
+def test_words_typed_with_their_marks_stay_and_the_rest_are_restored() -> None:
+    texts = ["Chuyển đổi số là quá trình thay đổi tổng thể.", "Tỉnh có nhiều đổi mới."]
+    assert typed_without_marks("chuyển doi so la gi")  # one word of five marked
+    assert restore("chuyển doi so la gi", texts) == "chuyển đổi số là gì"
+    assert restore("chuyen đôi so", texts) == "chuyển đôi số"  # no run overrides the typed "đôi"
+
+
+def test_a_question_written_with_its_marks_is_left_alone() -> None:
+    assert not typed_without_marks("Ai là Chủ tịch UBND tỉnh Nghệ An?")
+    assert not typed_without_marks('Vì sao Longshanks có biệt danh là "Edward I"?')  # 4 of 9 marked
