@@ -257,17 +257,22 @@ class RAG:
             )
         searched = self._translated(asked, gen, timings)
         t_search = time.perf_counter()
-        hits = self.retrieve(f"{query}\n{searched}" if searched else query, k or self.settings.top_k)
+        k = k or self.settings.top_k
         reading = asked  # the question as the reader and the checks read it
-        if not searched and typed_without_marks(asked):
+        if searched:
+            hits = self.retrieve(f"{query}\n{searched}", k)
+        elif typed_without_marks(asked):
             # typed without diacritics: the passages found through the accent-folded BM25 copy
             # give its words their marks back, and the marked question is searched and read
-            pool = self.retrieve(query, max(RESTORE_FROM, len(hits)))
-            reading = restore(asked, [passage_text(h.chunk) for h in pool])
+            hits = self.retrieve(query, max(RESTORE_FROM, k))
+            reading = restore(asked, [passage_text(h.chunk) for h in hits])
             if reading != asked:
                 searched = reading
                 query = self.search_query(reading, history)
-                hits = self.retrieve(query, k or self.settings.top_k)
+                hits = self.retrieve(query, k)
+            hits = hits[:k]
+        else:
+            hits = self.retrieve(query, k)
         timings.retrieval_ms = (time.perf_counter() - t_search) * 1000
         translated = bool(searched) and reading == asked
 
