@@ -3,10 +3,11 @@
 "nghi quyet dai hoi dang bo tinh hai duong co nhiem ky nao" finds its passages through the accent-folded
 BM25 copy, but the embedder, the reader and the checks all read it worse than the same question
 written with its marks. The passages hold most of its words written properly: each run of the question's
-syllables is given the form that the same folded run has most often in them, longest runs first (so
-"hai duong" becomes "Hải Dương" where the passages speak of it, not "hai đường"). Question words the
-passages rarely hold ("nao", "gi", "bao nhieu") come from a short list; a syllable found nowhere is
-left as typed. No model is involved, and nothing is guessed beyond what the documents write.
+syllables is given the form that the same folded run has most often in them, the question cut into
+runs so that long ones win (so "hai duong" becomes "Hải Dương" where the passages speak of it, not
+"hai đường"). Question words the passages rarely hold ("nao", "gi", "bao nhieu") come from a short
+list; a syllable found nowhere, or written two ways with nothing to choose between them, is left as
+typed. No model is involved, and nothing is guessed beyond what the documents write.
 """
 
 from __future__ import annotations
