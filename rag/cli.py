@@ -138,6 +138,8 @@ def _print_answer(answer, streamed: bool) -> None:  # type: ignore[no-untyped-de
             print(f"      “{c.quote}”")
     for w in answer.warnings:
         print(f"warning: {w}", file=sys.stderr)
+    if answer.searched:
+        print(f"{answer.reading_label()}: «{answer.searched}»", file=sys.stderr)
     t = answer.timings
     ttft = f", first token {t.first_token_ms / 1000:.1f}s" if t.first_token_ms else ""
     print(

@@ -148,8 +148,19 @@ class Answer:
     timings: Timings = field(default_factory=Timings)
     warnings: list[str] = field(default_factory=list)
     asked: str = ""  # the whole question answered when ``question`` was an elliptical follow-up
-    searched: str = ""  # the Vietnamese searched and read: an English question's translation, or a question typed without diacritics with its marks put back
+    # the Vietnamese searched: an English question's translation, or a question typed without
+    # diacritics with the marks its passages write (read so by the model too)
+    searched: str = ""
     short: str = ""  # the words that answer the question ("ba" in "Ấn bản thứ ba … [1]"); empty if abstained
     confidence: float | None = None  # calibrated probability that the answer is right (None: not rated)
     signals: dict[str, float | None] = field(default_factory=dict)  # what the confidence was read from
     withheld: str = ""  # an answer held back as too unlikely to be right (shown only as "not found")
+
+    def reading_label(self) -> str:
+        """How to introduce ``searched`` to the reader: in English for an English question's
+        translation, in Vietnamese for a question whose diacritics were put back; "" for neither."""
+        from .text import looks_english
+
+        if not self.searched:
+            return ""
+        return "Searched in Vietnamese as" if looks_english(self.question) else "Câu hỏi được đọc là"

@@ -35,6 +35,16 @@ def test_ask_prints_answer_and_sources(capsys: pytest.CaptureFixture[str]) -> No
     assert "6 giải pháp lớn" in out and "Nguồn:" in out and "[1] Hải Dương" in out
 
 
+def test_ask_says_how_a_question_typed_without_diacritics_was_read(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    q = "chi thi 16/CT-TTg dua ra bao nhieu giai phap lon?"
+    assert main(["ask", q, "--generator", "extractive", "--index", str(INDEX)]) == 0
+    captured = capsys.readouterr()
+    assert "Câu hỏi được đọc là: «Chỉ thị 16/CT-TTg đưa ra bao nhiêu giải pháp lớn?»" in captured.err
+    assert "6 giải pháp lớn" in captured.out
+
+
 def test_empty_question_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ask", "  ", "--generator", "extractive"]) == 2
     assert "empty" in capsys.readouterr().err

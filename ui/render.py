@@ -6,7 +6,6 @@ import html
 import re
 from collections.abc import Callable
 
-from rag.text import looks_english
 from rag.types import Answer
 
 _CITE = re.compile(r"\[(\d+)\]")
@@ -77,11 +76,8 @@ def render_timings(a: Answer) -> str:
         line = f"{word.capitalize()}: {a.confidence:.0%}  \n" + line
     if a.asked:  # a follow-up made whole: say how it was understood, so a wrong guess is visible
         line = f"Câu hỏi được hiểu là: «{_md_text(a.asked)}»  \n" + line
-    if a.searched and not looks_english(a.question):
-        # typed without diacritics: the marks put back from the passages, so a wrong one shows
-        line = f"Câu hỏi được đọc là: «{_md_text(a.searched)}»  \n" + line
-    elif a.searched:  # an English question's translation, searched with it: a loose one shows here
-        line = f"Searched in Vietnamese as: «{_md_text(a.searched)}»  \n" + line
+    if a.searched:  # a translation or restored diacritics: a loose or wrong one shows here
+        line = f"{a.reading_label()}: «{_md_text(a.searched)}»  \n" + line
     return line
 
 
