@@ -155,10 +155,11 @@ def _candidates(
     typed = question[spans[i][0] : spans[i][1]]
     if is_vietnamese(typed):
         return  # written with its marks
+    form = _form(vocab[key]) if key in vocab else ""
     if len(typed) > 1 and typed.isupper():  # a code or an abbreviation ("06-NQ/TU" is not "Từ")
-        if key in vocab and _form(vocab[key]).isupper():
-            yield 1, _form(vocab[key]), 1.0  # "QD" is "QĐ" where the passages write it
+        if form.isupper():
+            yield 1, form, 1.0  # "QD" is "QĐ" where the passages write it
     elif key in COMMON:
         yield 1, COMMON[key], 1.0
-    elif key in vocab and not key.isdigit() and len({f.lower() for f in vocab[key]}) == 1:
-        yield 1, _form(vocab[key]), 1.0
+    elif form and not key.isdigit() and len({f.lower() for f in vocab[key]}) == 1:
+        yield 1, form, 1.0
