@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from .short import QUESTION_SYLLABLES, question_word_at
+from .short import QUESTION_SYLLABLES, question_word_at, question_words
 from .text import CITATION, split_sentences, syllables
 
 
@@ -25,7 +25,7 @@ def echoes_question(question: str, answer: str) -> bool:
     asked = syllables(question)
     if not said:
         return True
-    if question_word_at(asked) is None:
+    if question_word_at(question_words(question)) is None:
         return False
     if len(said) == 1:
         return said[0] in asked

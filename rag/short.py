@@ -20,13 +20,16 @@ from .text import CITATION, fold, match_form, overlap_f1, syllables
 # Anh Quốc"); with more words added it is a longer statement, not the same answer.
 SNAP_F1 = 0.75
 _WORD = re.compile(r"\w+(?:[.,/:\-]\w+)*", re.UNICODE)
-# Vietnamese question words (accent-folded), longest first; and the English ones.
+_SYLLABLE = re.compile(r"\w+")
+# Vietnamese question words, longest first; and the English ones. They are matched as written:
+# "đầu" (first), "máy" (machine) and "não" (brain) are not "đâu", "mấy" and "nào"; only a syllable
+# typed without any marks matches by its folded form ("bao nhieu").
 _QUESTION_WORDS = [
-    ("bao", "nhieu"), ("khi", "nao"), ("luc", "nao"), ("bao", "gio"), ("tai", "sao"), ("vi", "sao"),
-    ("the", "nao"), ("o", "dau"), ("nam", "nao"), ("nao",), ("gi",), ("ai",), ("may",), ("dau",),
+    ("bao", "nhiêu"), ("khi", "nào"), ("lúc", "nào"), ("bao", "giờ"), ("tại", "sao"), ("vì", "sao"),
+    ("thế", "nào"), ("ở", "đâu"), ("năm", "nào"), ("nào",), ("gì",), ("ai",), ("mấy",), ("đâu",),
     ("sao",), ("what",), ("which",), ("who",), ("whom",), ("when",), ("where",), ("why",), ("how",),
 ]  # fmt: skip
-QUESTION_SYLLABLES = {s for qw in _QUESTION_WORDS for s in qw}
+QUESTION_SYLLABLES = {fold(s) for qw in _QUESTION_WORDS for s in qw}  # accent-folded
 _EDGE = {
     "la",
     "co",
@@ -52,12 +55,23 @@ def _words(text: str) -> list[re.Match[str]]:
     return list(_WORD.finditer(text))
 
 
-def question_word_at(folded: list[str]) -> tuple[int, int] | None:
-    for i in range(len(folded)):
+def _is(word: str, question_word: str) -> bool:
+    return word == question_word or (word == fold(word) and word == fold(question_word))
+
+
+def question_word_at(words: list[str]) -> tuple[int, int] | None:
+    """Where the first question word is among ``words`` (lower case, as written; see
+    ``question_words``): its start and end index, or None."""
+    for i in range(len(words)):
         for qw in _QUESTION_WORDS:
-            if tuple(folded[i : i + len(qw)]) == qw:
+            if len(words) - i >= len(qw) and all(_is(w, q) for w, q in zip(words[i : i + len(qw)], qw)):
                 return i, i + len(qw)
     return None
+
+
+def question_words(text: str) -> list[str]:
+    """The syllables of ``text`` in lower case with their marks, as ``question_word_at`` reads them."""
+    return _SYLLABLE.findall(match_form(text))
 
 
 def _bare(text: str) -> str:
@@ -79,7 +93,7 @@ def short_answer(question: str, answer: str) -> str:
             gaps.append((i1, i2, j1, j2))
     if not gaps:
         return text
-    where = question_word_at(q)
+    where = question_word_at([match_form(m.group()) for m in q_words])
     chosen = None
     if where:
         qs, qe = where

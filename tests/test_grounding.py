@@ -35,3 +35,9 @@ def test_colocation_is_high_when_the_answers_sentence_speaks_of_the_question() -
 def test_colocation_matches_a_question_typed_without_tone_marks() -> None:
     q = "Ottoman danh bai quoc gia nao trong tran Mohacs?"
     assert colocation(q, "Vương quốc Hungary", [PASSAGE]) > 0.6
+
+
+def test_a_statement_with_a_look_alike_of_a_question_word_asks_nothing() -> None:
+    # "đầu" and "dầu" look like "đâu" once their marks are folded away; only a question word asks
+    assert not echoes_question("Đầu năm nay giá dầu tăng, đúng không?", "Đầu năm nay giá dầu tăng [1].")
+    assert echoes_question("dau nam nay gia dau tang o dau", "Đầu năm nay giá dầu tăng ở đâu [1]")

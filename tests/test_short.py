@@ -78,3 +78,14 @@ def test_a_phrase_answer_is_shown_in_the_passages_words() -> None:
     ]:
         short = short_answer(q, answer)
         assert verbatim(answer, short, snap(short, [passage])) == shown
+
+
+def test_question_words_are_read_with_their_marks() -> None:
+    # "đầu" (first) is not "đâu" (where): the question word is "ai"
+    assert short_answer("Người đứng đầu tỉnh là ai?", "Người lãnh đạo tỉnh là ông Nguyễn Văn A [1].") == (
+        "ông Nguyễn Văn A"
+    )
+    # "máy" (machine) is not "mấy" (how many)
+    assert short_answer("Máy in đời đầu có giá bao nhiêu?", "Máy in đời mới có giá 2 triệu đồng [1].") == (
+        "2 triệu đồng"
+    )
