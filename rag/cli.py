@@ -118,19 +118,20 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_answer(answer, streamed: bool) -> None:  # type: ignore[no-untyped-def]
+def _print_answer(answer, streamed: str) -> None:  # type: ignore[no-untyped-def]
+    """``answer`` after the text ``streamed`` as it was generated: the checked answer is printed
+    again when it is not that text (held back, put into English, citations renumbered)."""
     if streamed:
         print()
+    again = answer.text.strip() != streamed.strip()
+    if again:
+        print(f"\n{answer.text}" if streamed else answer.text)
     if answer.abstained:
-        if not streamed:
-            print(answer.text)
         if answer.related:
             print("\nCó thể liên quan:")
             for h in answer.related:
                 print(f"  - {h.title} ‹{h.chunk_id}›")
     else:
-        if not streamed:
-            print(answer.text)
         print("\nNguồn:")
         for c in answer.citations:
             where = f" — {c.location}" if c.location else ""
@@ -153,11 +154,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     rag = RAG(_settings(args))
     stream = rag.stream(args.question, generator=args.generator, k=args.k)
-    streamed = False
+    streamed = ""
     if args.stream:
         for delta in stream:
             print(delta, end="", flush=True)
-            streamed = True
+            streamed += delta
     _print_answer(stream.answer, streamed)
     return 0
 

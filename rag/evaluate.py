@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import QAFileError
-from .text import CITATION, fold, overlap_f1
+from .prompt import in_english
+from .text import CITATION, fold, looks_english, overlap_f1
 from .types import Answer, Hit
 
 KS = (1, 3, 5, 10)
@@ -184,6 +185,7 @@ class QAResult:
     withheld: str = ""  # the answer held back by the confidence check
     withheld_correct: bool | None = None  # whether that answer would have been right
     check_ms: float = 0.0
+    in_english: bool | None = None  # for an English question: whether the reply is in English
 
     @property
     def verdict(self) -> str:
@@ -237,6 +239,7 @@ def score_answer(item: QAItem, answer: Answer) -> QAResult:
         if answer.withheld
         else None,
         check_ms=t.check_ms,
+        in_english=in_english(answer.text) if looks_english(item.question) else None,
     )
 
 
@@ -264,6 +267,9 @@ def answer_metrics(results: Sequence[QAResult]) -> dict[str, float]:
             else float("nan")
         ),
     }
+    english = [r for r in results if r.in_english is not None]
+    if english:  # the reply, an answer or "not found", in the question's language
+        out["english_in_english"] = sum(bool(r.in_english) for r in english) / len(english)
     scored = [r for r in ans if r.f1 is not None]
     if scored:
         out["exact_match"] = sum(r.exact or 0.0 for r in scored) / len(scored)

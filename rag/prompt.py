@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from .text import is_vietnamese, match_form, split_sentences, tokens
+from .text import CITATION, fold, is_vietnamese, match_form, split_sentences, tokens
 from .types import Hit
 
 SYSTEM = (
@@ -126,6 +126,75 @@ def translation(reply: str) -> str:
     line = next((ln.strip() for ln in reply.strip().splitlines() if ln.strip()), "")
     line = line.strip("\"“”'` ")
     return line if is_vietnamese(line) else ""
+
+
+# An answer to an English question, written in Vietnamese by the reader (it reads Vietnamese
+# passages), is put into English before it is shown. It has been checked against the passages
+# already; the translation may change its words, never its numbers or its [n] markers.
+TO_ENGLISH = (
+    "Dịch câu trả lời sau sang tiếng Anh, giữ nguyên tên riêng, số, mã hiệu và các dấu [n]; "
+    "chỉ viết bản dịch:\n"
+)
+TO_ENGLISH_EXAMPLES = (
+    ("7 nguyên tắc, 10 nhóm giải pháp [1]", "7 principles, 10 groups of solutions [1]"),
+    (
+        "Mục tiêu đến năm 2025 đưa Nghệ An vào nhóm 20 tỉnh dẫn đầu cả nước về chuyển đổi số [2].",
+        "The goal is to bring Nghệ An into the 20 leading provinces of the country in digital "
+        "transformation by 2025 [2].",
+    ),
+)
+
+
+def english_messages(answer: str) -> list[dict[str, str]]:
+    """Messages asking for ``answer`` in English (the reply is the translation only)."""
+    out = [{"role": "system", "content": SYSTEM}]
+    for vi, en in TO_ENGLISH_EXAMPLES:
+        out += [{"role": "user", "content": TO_ENGLISH + vi}, {"role": "assistant", "content": en}]
+    return out + [{"role": "user", "content": TO_ENGLISH + answer}]
+
+
+_MONTHS = {
+    m: str(i)
+    for i, m in enumerate(
+        ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+         "October", "November", "December"),
+        1,
+    )
+}  # fmt: skip
+_MONTH = re.compile(r"\b(" + "|".join(_MONTHS) + r")\b")  # capitalised: "may" is not May
+
+
+def _numbers_of(text: str) -> tuple[list[str], list[str]]:
+    """The [n] markers and the other numbers of ``text`` (an English month named is its number)."""
+    markers = sorted(CITATION.findall(text))
+    rest = _MONTH.sub(lambda m: f" {_MONTHS[m.group(1)]} ", CITATION.sub(" ", text))
+    numbers = sorted(re.sub(r"[.,](?=\d{3}\b)", "", n) for n in re.findall(r"\d+(?:[.,/:\-]\d+)*", rest))
+    return markers, numbers
+
+
+def in_english(text: str) -> bool:
+    """Whether ``text`` is not written in Vietnamese words: at most one lower-case word with a
+    Vietnamese letter, as in a name ("Bộ Chính trị") or a unit ("100 tỷ USD"); names
+    ("Nguyễn Phú Tiến") and codes ("52-NQ/TW") are written the same in either language."""
+    return sum(w.islower() and is_vietnamese(w) for w in re.findall(r"\w+", text)) <= 1
+
+
+_UPPER = "A-Z" + "".join(c for c in map(chr, range(0xC0, 0x1F00)) if c.isupper())  # with Đ, Ả, Ệ …
+_NAMES = re.compile(rf"[{_UPPER}]\w*(?:\s+[{_UPPER}]\w*)+")  # "Hải Dương", "Abdul Mejid II"
+
+
+def english_answer(reply: str, answer: str) -> str:
+    """The English translation of ``answer`` in a model's reply, or "" when it is not one to show:
+    not English, with other numbers or other [n] markers than the checked answer, or without one
+    of its names ("Hải Dương" may be "Hai Duong", not "Ha Noi"; "Trung Quốc" is not checked as
+    "China", so such an answer stays as it is)."""
+    line = " ".join(ln.strip() for ln in reply.strip().splitlines() if ln.strip()).strip("\"“”'` ")
+    if not line or not in_english(line) or _numbers_of(line) != _numbers_of(answer):
+        return ""
+    written = " ".join(fold(line).lower().split())
+    if any(" ".join(fold(n).lower().split()) not in written for n in _NAMES.findall(answer)):
+        return ""
+    return line
 
 
 _PLACEHOLDER = re.compile(r"\[n\]|<câu trả lời>", re.I)  # the reply format's own words, copied back

@@ -124,7 +124,7 @@ class Timings:
     total_ms: float = 0.0
     tokens: int = 0
     check_ms: float = 0.0  # the support check and confidence after generation
-    translate_ms: float = 0.0  # an English question put into Vietnamese before the search
+    translate_ms: float = 0.0  # an English question put into Vietnamese, and its answer into English
 
     @property
     def tokens_per_s(self) -> float | None:

@@ -75,7 +75,7 @@ def test_streaming_follows_openais_format(api: TestClient) -> None:
 def test_abstention_is_marked(api: TestClient) -> None:
     body = api.post("/v1/chat/completions", json=ask("Who won the 2018 FIFA World Cup?")).json()
     assert body["abstained"] is True and body["citations"] == [] and body["related"]
-    assert "không chứa thông tin" in body["choices"][0]["message"]["content"]
+    assert "do not contain the information" in body["choices"][0]["message"]["content"]  # as asked
 
 
 def test_earlier_messages_are_the_conversation(api: TestClient) -> None:

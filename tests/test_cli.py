@@ -45,6 +45,21 @@ def test_ask_says_how_a_question_typed_without_diacritics_was_read(
     assert "6 giải pháp lớn" in captured.out
 
 
+def test_a_streamed_answer_is_followed_by_the_checked_one_when_it_differs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from rag.cli import _print_answer
+    from rag.pipeline import NOT_FOUND
+    from rag.types import Answer, Timings
+
+    held = Answer("Ai?", NOT_FOUND, [], True, [], [], "local", Timings(), [])
+    _print_answer(held, "Ông Nguyễn Văn A [1]")  # held back after it was streamed
+    assert NOT_FOUND in capsys.readouterr().out
+    shown = Answer("Who?", "Mr Nguyen Van A [1]", [], False, [], [], "local", Timings(), [])
+    _print_answer(shown, "Mr Nguyen Van A [1]")  # the same text is not printed twice
+    assert capsys.readouterr().out.count("Mr Nguyen Van A") == 0
+
+
 def test_empty_question_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ask", "  ", "--generator", "extractive"]) == 2
     assert "empty" in capsys.readouterr().err

@@ -89,6 +89,7 @@ def test_answer_metrics_by_hand() -> None:
     assert m["abstention_unanswerable"] == 0.5
     assert m["wrong_but_cited"] == pytest.approx(1 / 5)  # only "Paris [1]": answered, cited and wrong
     assert "f1" not in m  # no reference answers, no F1
+    assert "english_in_english" not in m  # no English question
     assert [r.verdict for r in results] == [
         "correct, cited",
         "correct, bad citation",
@@ -96,6 +97,20 @@ def test_answer_metrics_by_hand() -> None:
         "ok (abstained)",
         "WRONG (answered)",
     ]
+
+
+def test_english_questions_are_scored_on_the_language_of_their_reply() -> None:
+    items = [
+        QAItem(str(i), "Which body issued Resolution 52-NQ/TW?", True, "", ["Bộ Chính trị|Politburo"])
+        for i in range(3)
+    ]
+    answers = [
+        _answer("The Politburo [1]", "x"),
+        _answer("Bộ Chính trị [1]", "x"),  # a name: the same in either language
+        _answer("Bộ Chính trị ban hành nghị quyết [1]", "x"),  # Vietnamese words
+    ]
+    m = answer_metrics([score_answer(i, a) for i, a in zip(items, answers)])
+    assert m["english_in_english"] == pytest.approx(2 / 3) and m["correctness"] == 1.0
 
 
 def test_exact_match_and_f1_on_syllables() -> None:

@@ -4,7 +4,7 @@ import pytest
 
 from rag.config import Settings
 from rag.errors import EmptyQuestionError, ModelLoadError
-from rag.pipeline import NOT_FOUND, RAG, _Display
+from rag.pipeline import NOT_FOUND, NOT_FOUND_EN, RAG, _Display
 from rag.types import Hit
 
 from .conftest import INDEX
@@ -41,7 +41,8 @@ def test_ask_extractive_cites_the_corpus(real_rag) -> None:  # type: ignore[no-u
 
 def test_off_topic_abstains_without_citations(real_rag) -> None:  # type: ignore[no-untyped-def]
     a = real_rag.ask("Who won the 2018 FIFA World Cup?")
-    assert a.abstained and a.citations == [] and a.text == NOT_FOUND
+    assert a.abstained and a.citations == [] and a.text == NOT_FOUND_EN  # in the question's language
+    assert real_rag.ask("Công thức nấu phở bò gồm những nguyên liệu gì?").text == NOT_FOUND
     assert a.related  # the closest passages, shown as "có thể liên quan"
 
 
@@ -199,6 +200,44 @@ def test_short_answer_to_an_english_question_is_checked_against_the_translation(
     gen = TranslatingGenerator("Trả lời: hệ thống mạng vật lý [1]\nNguồn: [1]", vi)
     a = RAG(Settings(index_dir=str(INDEX), generator="scripted"), generator=gen).ask(q)
     assert not a.abstained and "hệ thống mạng vật lý" in a.citations[0].quote
+
+
+class EnglishGenerator(TranslatingGenerator):
+    """Translates questions into Vietnamese and answers into English."""
+
+    def __init__(self, reply: str, translation: str, english: str) -> None:
+        super().__init__(reply, translation)
+        self.english = english
+        self.put_into_english: list[str] = []
+
+    def to_english(self, answer: str) -> str:
+        self.put_into_english.append(answer)
+        return self.english
+
+
+def test_an_english_questions_answer_written_in_vietnamese_is_shown_in_english() -> None:
+    q = "What is the core of Industry 4.0?"
+    vi = "Cốt lõi của cách mạng công nghiệp 4.0 là gì?"
+    gen = EnglishGenerator("Trả lời: hệ thống mạng vật lý [1]\nNguồn: [1]", vi, "cyber-physical systems [1]")
+    rag = RAG(Settings(index_dir=str(INDEX), generator="scripted", min_confidence=0), generator=gen)
+    a = rag.ask(q)
+    # checked in Vietnamese against the passage first, then put into English
+    assert gen.put_into_english == ["hệ thống mạng vật lý [1]"] and a.text == "cyber-physical systems [1]"
+    assert "hệ thống mạng vật lý" in a.citations[0].quote  # the evidence stays in the document's words
+    assert a.short == "cyber-physical systems"
+    gen.english = ""  # no faithful translation: the checked answer is shown as it is
+    assert rag.ask(q).text == "hệ thống mạng vật lý [1]"
+    gen.reply, gen.english = "Trả lời: It is hệ thống mạng vật lý [1]\nNguồn: [1]", "It is CPS [1]"
+    gen.put_into_english.clear()
+    assert rag.ask(q).text == "It is CPS [1]"  # Vietnamese words inside an English sentence
+    gen.reply = "Trả lời: cyber-physical systems [1]\nNguồn: [1]"
+    gen.put_into_english.clear()
+    rag.ask(q)
+    assert gen.put_into_english == []  # already in English
+    gen.reply, gen.english = "Trả lời: hơn 13.000 điểm giao dịch [1]\nNguồn: [1]", "more than 13,000 [1]"
+    gen.put_into_english.clear()
+    assert rag.ask("Bưu điện Việt Nam có bao nhiêu điểm giao dịch?").text.startswith("hơn 13.000")
+    assert gen.put_into_english == []  # a Vietnamese question keeps its Vietnamese answer
 
 
 def test_vietnamese_questions_are_not_translated() -> None:

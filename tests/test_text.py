@@ -134,3 +134,28 @@ def test_translation_is_the_first_vietnamese_line_of_the_reply() -> None:
     assert translation("") == ""
     msgs = translate_messages("Who chaired it?")
     assert msgs[0]["role"] == "system" and msgs[-1]["content"].endswith("Who chaired it?")
+
+
+def test_an_answer_put_into_english_keeps_its_numbers_and_markers() -> None:
+    from rag.prompt import english_answer, english_messages, in_english
+
+    vi = "7 nguyên tắc, 10 nhóm giải pháp [1]"
+    assert (
+        english_answer("7 principles, 10 groups of solutions [1]", vi)
+        == "7 principles, 10 groups of solutions [1]"
+    )
+    assert english_answer("7 principles, 11 groups of solutions [1]", vi) == ""  # a number changed
+    assert english_answer("7 principles, 10 groups of solutions [2]", vi) == ""  # another source
+    assert english_answer("7 principles, 10 groups of solutions", vi) == ""  # its marker lost
+    assert english_answer("7 nguyên tắc, 10 nhóm giải pháp [1]", vi) == ""  # not translated
+    assert english_answer("April 30, 1905 [1]", "30 tháng 4 năm 1905 [1]") == "April 30, 1905 [1]"
+    assert english_answer("13,000 points [1]", "13.000 điểm [1]") == "13,000 points [1]"
+    # a name kept, with or without its marks; a name lost or changed is no translation to show
+    vi = "Mục tiêu đến năm 2025 đưa Hải Dương vào nhóm 20 tỉnh dẫn đầu [1]."
+    assert english_answer("By 2025, Hai Duong is to be among the 20 leading provinces [1].", vi)
+    assert english_answer("By 2025, Hải Dương is to be among the 20 leading provinces [1].", vi)
+    assert english_answer("By 2025, Ha Noi is to be among the 20 leading provinces [1].", vi) == ""
+    assert in_english("Nguyễn Phú Tiến [1]") and in_english("Bộ Chính trị [1]")
+    assert not in_english("Abdul Mejid II thuộc nhà Ottoman [1]")
+    msgs = english_messages(vi)
+    assert msgs[0]["role"] == "system" and msgs[-1]["content"].endswith(vi)

@@ -12,7 +12,17 @@ from typing import Any
 
 from ..config import Settings
 from ..errors import MissingDependencyError, ModelLoadError
-from ..prompt import NO, TRANSLATION_TOKENS, YES, messages, support_messages, translate_messages, translation
+from ..prompt import (
+    NO,
+    TRANSLATION_TOKENS,
+    YES,
+    english_answer,
+    english_messages,
+    messages,
+    support_messages,
+    translate_messages,
+    translation,
+)
 from ..types import Hit
 from .decode import LookupDecoder, Utf8Pieces, shared_prefix
 from .model_files import ensure_model
@@ -105,6 +115,16 @@ class LlamaCppGenerator:
             text = "".join(pieces(t) for t in self.decoder.generate(tokens, TRANSLATION_TOKENS))
             text += pieces.flush()
         return translation(text)
+
+    def to_english(self, answer: str) -> str:
+        """``answer`` (checked, in Vietnamese) in English, or "" when the model gave no faithful one."""
+        tokens = self._tokens(english_messages(answer))
+        limit = 2 * len(self._llm.tokenize(answer.encode("utf-8"), add_bos=False)) + 16
+        with self._lock:
+            pieces = Utf8Pieces(self._llm)
+            text = "".join(pieces(t) for t in self.decoder.generate(tokens, limit))
+            text += pieces.flush()
+        return english_answer(text, answer)
 
 
 def _chat_formatter(llm: Any) -> Any:

@@ -9,7 +9,14 @@ from collections.abc import Iterator
 import httpx
 
 from ..errors import ModelLoadError
-from ..prompt import TRANSLATION_TOKENS, messages, translate_messages, translation
+from ..prompt import (
+    TRANSLATION_TOKENS,
+    english_answer,
+    english_messages,
+    messages,
+    translate_messages,
+    translation,
+)
 from ..types import Hit
 
 
@@ -57,12 +64,15 @@ class OpenAIGenerator:
 
     def translate(self, question: str) -> str:
         """``question`` in Vietnamese from one short completion, or "" when the server gave none."""
-        body = {
-            "model": self.model,
-            "messages": translate_messages(question),
-            "temperature": 0,
-            "max_tokens": TRANSLATION_TOKENS,
-        }
+        return translation(self._complete(translate_messages(question), TRANSLATION_TOKENS))
+
+    def to_english(self, answer: str) -> str:
+        """``answer`` (checked, in Vietnamese) in English, or "" when the server gave no faithful one."""
+        return english_answer(self._complete(english_messages(answer), 4 * TRANSLATION_TOKENS), answer)
+
+    def _complete(self, msgs: list[dict[str, str]], max_tokens: int) -> str:
+        """One short greedy completion's text ("" when the server answered with an error)."""
+        body = {"model": self.model, "messages": msgs, "temperature": 0, "max_tokens": max_tokens}
         try:
             resp = self._client.post(self.url, json=body, headers=self._headers)
         except httpx.HTTPError as exc:
@@ -70,7 +80,7 @@ class OpenAIGenerator:
         if resp.status_code != 200:
             return ""  # the answer's own request reports what is wrong with the server
         choices = resp.json().get("choices") or [{}]
-        return translation((choices[0].get("message") or {}).get("content") or "")
+        return str((choices[0].get("message") or {}).get("content") or "")
 
     def _unreachable(self, exc: Exception) -> ModelLoadError:
         return ModelLoadError(
