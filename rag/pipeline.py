@@ -20,7 +20,7 @@ from .generators import Generator, make_generator
 from .generators.extractive import rank_sentences
 from .grounding import colocation, echoes_question
 from .index import passage_text
-from .prompt import focused, in_english, says_not_found, strip_format
+from .prompt import distinct, focused, in_english, says_not_found, strip_format
 from .restore import restore, typed_without_marks
 from .retrieve import Mode, Retriever
 from .short import short_answer, snap, verbatim
@@ -259,8 +259,9 @@ class RAG:
             yield not_found
             finish(Answer(q, not_found, [], True, hits[:3], hits, gen.name, timings, warnings))
             return
-        passages = hits[: self.settings.context_k] if gen.name != "extractive" else hits[:5]
-        shown = [focused(h, f"{asked}\n{searched}") for h in passages] if translated else passages
+        words = f"{asked}\n{searched}" if translated else reading  # what the excerpts are cut for
+        passages = distinct(words, hits, self.settings.context_k) if gen.name != "extractive" else hits[:5]
+        shown = [focused(h, words) for h in passages] if translated else passages
         display = _Display()
         for delta in gen.stream(reading, shown, history):
             if timings.first_token_ms is None:

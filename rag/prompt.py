@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from .text import CITATION, fold, is_vietnamese, match_form, split_sentences, tokens
+from .text import CITATION, fold, is_vietnamese, match_form, split_sentences, syllables, tokens
 from .types import Hit
 
 SYSTEM = (
@@ -49,6 +49,27 @@ def excerpt(question: str, hit: Hit, max_chars: int = 500) -> str:
         keep.append(i)
         size += n
     return " ".join(text[spans[i][0] : spans[i][1]] for i in sorted(keep))
+
+
+REPEATED = 0.8  # an excerpt with this share of its syllables in one shown before adds little
+
+
+def distinct(question: str, hits: list[Hit], k: int, max_chars: int = 500) -> list[Hit]:
+    """The first ``k`` of ``hits`` whose excerpts for ``question`` are not mostly an excerpt kept
+    before: overlapping chunks of one document often give the same sentences, which would fill the
+    prompt twice and leave out the next passage (the one that dates the resolution the others only
+    mention)."""
+    kept: list[Hit] = []
+    seen: list[set[str]] = []
+    for h in hits:
+        words = set(syllables(excerpt(question, h, max_chars)))
+        if any(len(words & s) > REPEATED * len(words) for s in seen):
+            continue
+        kept.append(h)
+        seen.append(words)
+        if len(kept) == k:
+            break
+    return kept
 
 
 def focused(hit: Hit, words: str, max_chars: int = 500) -> Hit:

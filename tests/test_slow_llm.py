@@ -89,3 +89,15 @@ def test_local_answers_an_elliptical_follow_up(llm_rag: RAG) -> None:
     a = llm_rag.ask("Còn năm 2030 thì sao?", history)
     assert not a.abstained and "15" in a.text, a.text
     assert any("nhóm 15 tỉnh" in c.text for c in a.citations)
+
+
+def test_english_question_gets_its_answer_in_english(llm_rag: RAG) -> None:
+    from rag.prompt import in_english
+
+    a = llm_rag.ask(
+        "How many principles and groups of solutions does Hai Duong's resolution on digital transformation set out?"
+    )
+    # the reader writes "7 nguyên tắc, 10 nhóm giải pháp [1]": checked, then put into English
+    assert not a.abstained, a.withheld or a.text
+    assert "7" in a.text and "10" in a.text and in_english(a.text), a.text
+    assert any("7 nguyên tắc" in c.text for c in a.citations)  # the evidence in the document's words

@@ -159,3 +159,19 @@ def test_an_answer_put_into_english_keeps_its_numbers_and_markers() -> None:
     assert not in_english("Abdul Mejid II thuộc nhà Ottoman [1]")
     msgs = english_messages(vi)
     assert msgs[0]["role"] == "system" and msgs[-1]["content"].endswith(vi)
+
+
+def test_overlapping_chunks_do_not_fill_the_prompt_twice() -> None:
+    from rag.prompt import distinct
+    from rag.types import Chunk, Hit
+
+    def hit(chunk_id: str, text: str, rank: int) -> Hit:
+        return Hit(Chunk(chunk_id, chunk_id[:1], "t", text, [(0, len(text))], 0), 1.0 - rank / 10, rank)
+
+    talk = "Sáng 29/11, hội nghị về Nghị quyết 52-NQ/TW của Bộ Chính trị diễn ra tại Hà Nội."
+    a = hit("a#1", f"{talk} Các đại biểu thảo luận sôi nổi.", 0)
+    b = hit("a#2", f"Hội nghị có 3 điểm cầu. {talk}", 1)  # the next chunk: the same sentence again
+    c = hit("b#5", "Nghị quyết số 52-NQ/TW, ngày 27/9/2019 của Bộ Chính trị về cách mạng công nghiệp.", 2)
+    q = "Nghị quyết số 52-NQ/TW của Bộ Chính trị được ban hành ngày nào?"
+    assert [h.chunk_id for h in distinct(q, [a, b, c], 2)] == ["a#1", "b#5"]
+    assert [h.chunk_id for h in distinct(q, [a, c], 3)] == ["a#1", "b#5"]  # fewer when fewer differ
