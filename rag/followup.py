@@ -11,10 +11,17 @@ from __future__ import annotations
 
 import re
 
+from .text import fold, nfc
+
 _ELLIPSIS = re.compile(
     r"^(?:(?:và|vậy|thế)\s+)?còn\s+(?P<x>.+?)(?:\s+thì\s+(?:sao|thế nào|như thế nào))?\s*[?.!…]*$"
     r"|^(?P<y>.+?)\s+thì\s+(?:sao|thế nào|như thế nào)\s*[?.!…]*$",
     re.IGNORECASE,
+)
+# The same shape typed without diacritics, read on the accent-folded question; only with the closing
+# "thi sao", since "con" alone is also "con" (a classifier: "Con tàu nào …?").
+_ELLIPSIS_UNMARKED = re.compile(
+    r"^(?:(?:va|vay|the)\s+)?(?:con\s+)?(?P<x>.+?)\s+thi\s+(?:sao|the nao|nhu the nao)\s*[?.!…]*$"
 )
 _NUM = re.compile(r"\d+(?:[.,/]\d+)*")
 _WORD = re.compile(r"[^\s,;:?!.()\"“”]+")
@@ -107,13 +114,17 @@ def name_spans(text: str, allow_start: bool = False) -> list[tuple[int, int]]:
     return spans
 
 
-def rewrite_follow_up(question: str, previous: str) -> str | None:
+def rewrite_follow_up(question: str, previous: str, unmarked: bool = False) -> str | None:
     """The follow-up as a whole question built from ``previous``, or None when it is not one of
-    the shapes handled (then the caller keeps the question as it is)."""
-    m = _ELLIPSIS.match(question.strip())
-    if not m:
+    the shapes handled (then the caller keeps the question as it is). ``unmarked``: the question
+    was typed without diacritics (and has had its names' marks put back), so "con X thi sao" counts."""
+    q = nfc(question.strip())
+    if unmarked and (u := _ELLIPSIS_UNMARKED.match(fold(q).lower())):
+        fragment = q[u.start("x") : u.end("x")].strip()  # folding keeps every character's place
+    elif m := _ELLIPSIS.match(q):
+        fragment = (m.group("x") or m.group("y") or "").strip()
+    else:
         return None
-    fragment = (m.group("x") or m.group("y") or "").strip()
     if not fragment or len(fragment.split()) > MAX_FRAGMENT_WORDS:
         return None
     prev = previous.strip()

@@ -101,6 +101,7 @@ class RAG:
         self._lock = threading.Lock()
         self.uploads: str | None = None  # a user's uploads collection, searched with the chosen one
         self._others: dict[str, RAG] = {}
+        self._marked: dict[str, str] = {}  # conversation turns typed without marks, restored
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -172,8 +173,22 @@ class RAG:
         ("Còn Hải Dương thì sao?"); otherwise the question itself."""
         if not history:
             return question
-        previous = self.whole_question(history[-1][0], history[-MAX_TURNS:-1])
-        return rewrite_follow_up(question, previous) or question
+        previous = self._with_marks(self.whole_question(history[-1][0], history[-MAX_TURNS:-1]))
+        unmarked = typed_without_marks(question)  # "con hai duong thi sao": its names' marks first
+        return rewrite_follow_up(self._with_marks(question), previous, unmarked) or question
+
+    def _with_marks(self, text: str) -> str:
+        """``text`` with the marks its passages write when it was typed without them (a turn of a
+        conversation, before it is read as a follow-up's context); else ``text`` itself."""
+        if not typed_without_marks(text):
+            return text
+        if text not in self._marked:
+            if len(self._marked) > 256:
+                self._marked.clear()
+            self._marked[text] = restore(
+                text, [passage_text(h.chunk) for h in self.retrieve(text, RESTORE_FROM)]
+            )
+        return self._marked[text]
 
     def search_query(self, question: str, history: list[tuple[str, str]]) -> str:
         """The text used for retrieval: a follow-up made whole, or carrying the previous question."""

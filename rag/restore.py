@@ -51,14 +51,15 @@ def typed_without_marks(question: str) -> bool:
 
 def _runs(text: str) -> Iterable[list[str]]:
     """Runs of words between punctuation, a sentence's first capital lowered ("Tỉnh có ..." counts
-    as "tỉnh"; "UBND" stays)."""
+    as "tỉnh"; "UBND" stays, and so does a name's first word: "Hải Dương đẩy mạnh ...")."""
     start = True
     for piece in re.split(f"({_BREAK.pattern})", nfc(text)):
         words = _WORD.findall(piece)
         if _BREAK.fullmatch(piece):
             start = start or bool(_SENTENCE_END.search(piece))
         elif words:
-            if start and not words[0].isupper():
+            named = len(words) > 1 and words[1][:1].isupper()  # "Hải Dương đẩy mạnh …" opens with a name
+            if start and not words[0].isupper() and not named:
                 words[0] = words[0][:1].lower() + words[0][1:]
             yield words
             start = False

@@ -34,6 +34,33 @@ def test_elliptical_follow_up_made_whole(question: str, previous: str, whole: st
 
 
 @pytest.mark.parametrize(
+    ("question", "previous", "whole"),
+    [
+        # typed without marks, then given its names' marks: "con", "thi sao" as typed
+        (
+            "con Hải Dương thi sao",
+            "Chuyển đổi số ở Nghệ An đạt kết quả gì?",
+            "Chuyển đổi số ở Hải Dương đạt kết quả gì?",
+        ),
+        (
+            "Con Hải Dương thì sao?",
+            "Mục tiêu của Nghệ An là gì?",
+            "Mục tiêu của Hải Dương là gì?",
+        ),  # not "Con Hải Dương"
+        (
+            "va con nam 2030 thi sao",
+            "Hải Dương muốn đạt gì đến năm 2025?",
+            "Hải Dương muốn đạt gì đến năm 2030?",
+        ),
+    ],
+)
+def test_a_follow_up_typed_without_marks_is_made_whole_too(question: str, previous: str, whole: str) -> None:
+    assert rewrite_follow_up(question, previous, unmarked=True) == whole
+    # "con" alone is also a classifier ("Con tàu nào …"): without "thi sao" it is no follow-up
+    assert rewrite_follow_up("con tau Venera 4 lon nhat", previous, unmarked=True) is None
+
+
+@pytest.mark.parametrize(
     ("question", "previous"),
     [
         ("Giải pháp thứ nhất là gì?", "Chỉ thị 16/CT-TTg đưa ra bao nhiêu giải pháp lớn?"),  # not elliptical

@@ -106,6 +106,20 @@ def test_follow_up_is_made_whole_before_retrieval_and_generation() -> None:
     )
 
 
+def test_a_conversation_typed_without_marks_is_followed_too() -> None:
+    """The turns get the marks their passages write before the follow-up is read: "con hai duong
+    thi sao" names Hải Dương once "hai duong" is read as the passages write it."""
+    rag, _ = make("Trả lời: Phát triển hạ tầng [1].")
+    marked = [("Chuyển đổi số ở Nghệ An đạt kết quả gì?", "…")]
+    assert rag.whole_question("con hai duong thi sao", marked) == "Chuyển đổi số ở Hải Dương đạt kết quả gì?"
+    unmarked = [("chuyen doi so o nghe an dat ket qua gi", "…")]
+    whole = rag.whole_question("con hai duong thi sao", unmarked)
+    assert "Hải Dương" in whole and "Nghệ An" not in whole and whole.startswith("chuyển đổi số ở")
+    # the name ends a longer one in the previous turn: nothing is made up
+    post = [("buu dien viet nam co bao nhieu diem giao dich", "…")]
+    assert rag.whole_question("con nghe an thi sao", post) == "con nghe an thi sao"
+
+
 def test_other_follow_ups_retrieve_with_the_previous_question() -> None:
     rag, gen = make("Trả lời: Phát triển hạ tầng [1].")
     history = [("Chỉ thị 16/CT-TTg đưa ra bao nhiêu giải pháp lớn?", "6 [1]")]

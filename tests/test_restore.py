@@ -19,6 +19,12 @@ def test_words_are_cased_as_the_passages_write_them_inside_a_sentence() -> None:
     assert restore("Tinh day manh", texts) == "Tỉnh đẩy mạnh"  # a capital the user typed stays
 
 
+def test_a_name_that_opens_a_sentence_keeps_its_capital() -> None:
+    texts = ["Hải Dương đẩy mạnh chuyển đổi số. Nghệ An cũng vậy.", "Hải Dương có 12 đơn vị."]
+    assert restore("con hai duong thi sao", texts) == "con Hải Dương thì sao"
+    assert restore("nghe an", texts) == "Nghệ An"
+
+
 def test_a_word_the_passages_do_not_write_is_left_as_typed() -> None:
     assert restore("ai la giam doc", [PASSAGE]) == "ai là giam doc"
 
