@@ -138,6 +138,7 @@ class RAG:
         """Re-read the index from disk (after documents were added)."""
         with self._lock:
             self.__dict__.pop("retriever", None)
+            self._marked = {}
 
     def retrieve(self, query: str, k: int | None = None, mode: Mode = "hybrid") -> list[Hit]:
         return self.retriever.search(query, k or self.settings.top_k, mode)
@@ -182,13 +183,13 @@ class RAG:
         conversation, before it is read as a follow-up's context); else ``text`` itself."""
         if not typed_without_marks(text):
             return text
-        if text not in self._marked:
-            if len(self._marked) > 256:
-                self._marked.clear()
-            self._marked[text] = restore(
-                text, [passage_text(h.chunk) for h in self.retrieve(text, RESTORE_FROM)]
-            )
-        return self._marked[text]
+        marked = self._marked.get(text)
+        if marked is None:
+            marked = restore(text, [passage_text(h.chunk) for h in self.retrieve(text, RESTORE_FROM)])
+            if len(self._marked) > 256:  # a cache per index: turns are read again at every follow-up
+                self._marked = {}
+            self._marked[text] = marked
+        return marked
 
     def search_query(self, question: str, history: list[tuple[str, str]]) -> str:
         """The text used for retrieval: a follow-up made whole, or carrying the previous question."""

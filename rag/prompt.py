@@ -151,7 +151,7 @@ def translation(reply: str) -> str:
 
 # An answer to an English question, written in Vietnamese by the reader (it reads Vietnamese
 # passages), is put into English before it is shown. It has been checked against the passages
-# already; the translation may change its words, never its numbers or its [n] markers.
+# already; the translation may change its words, never its numbers, [n] markers or names.
 TO_ENGLISH = (
     "Dịch câu trả lời sau sang tiếng Anh, giữ nguyên tên riêng, số, mã hiệu và các dấu [n]; "
     "chỉ viết bản dịch:\n"
@@ -207,8 +207,8 @@ _NAMES = re.compile(rf"[{_UPPER}]\w*(?:\s+[{_UPPER}]\w*)+")  # "Hải Dương", 
 def english_answer(reply: str, answer: str) -> str:
     """The English translation of ``answer`` in a model's reply, or "" when it is not one to show:
     not English, with other numbers or other [n] markers than the checked answer, or without one
-    of its names ("Hải Dương" may be "Hai Duong", not "Ha Noi"; "Trung Quốc" is not checked as
-    "China", so such an answer stays as it is)."""
+    of its names of two words or more ("Hải Dương" may be "Hai Duong", not "Ha Noi"; a name that
+    English writes otherwise, "Trung Quốc" as "China", fails too, and the answer stays as it is)."""
     line = " ".join(ln.strip() for ln in reply.strip().splitlines() if ln.strip()).strip("\"“”'` ")
     if not line or not in_english(line) or _numbers_of(line) != _numbers_of(answer):
         return ""
