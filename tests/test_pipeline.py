@@ -246,7 +246,7 @@ def test_an_english_questions_answer_written_in_vietnamese_is_shown_in_english()
     assert rag.ask(q).text == "It is CPS [1]"  # Vietnamese words inside an English sentence
     gen.reply = "Trả lời: cyber-physical systems [1]\nNguồn: [1]"
     gen.put_into_english.clear()
-    rag.ask(q)
+    assert rag.ask(q).text == "cyber-physical systems [1]"
     assert gen.put_into_english == []  # already in English
     gen.reply, gen.english = "Trả lời: hơn 13.000 điểm giao dịch [1]\nNguồn: [1]", "more than 13,000 [1]"
     gen.put_into_english.clear()
