@@ -62,7 +62,9 @@ def features(rows: list[dict], names: tuple[str, ...]) -> list[dict[str, float |
     for r in rows:
         s = Signals(**{k: r["signals"].get(k) for k in ("support", "mean_logprob", "min_logprob")},
                     top_cosine=r["signals"].get("top_cosine") or 0.0, coverage=r["signals"].get("coverage") or 0.0,
-                    colocation=r["signals"].get("colocation"), foreign=not is_vietnamese(r["question"]),
+                    colocation=r["signals"].get("colocation"),
+                    # as the answer was rated: a question typed without marks is read restored, in Vietnamese
+                    foreign=r["signals"].get("foreign", not is_vietnamese(r["question"])),
                     translated=bool(r["signals"].get("translated")))  # fmt: skip
         f = s.features()
         out.append({n: f[n] for n in names})
