@@ -159,19 +159,28 @@ TO_ENGLISH = (
 TO_ENGLISH_EXAMPLES = (
     ("7 nguyên tắc, 10 nhóm giải pháp [1]", "7 principles, 10 groups of solutions [1]"),
     (
-        "Mục tiêu đến năm 2025 đưa Nghệ An vào nhóm 20 tỉnh dẫn đầu cả nước về chuyển đổi số [2].",
-        "The goal is to bring Nghệ An into the 20 leading provinces of the country in digital "
+        "Mục tiêu đến năm 2025 đưa X1 vào nhóm 20 tỉnh dẫn đầu cả nước về chuyển đổi số [2].",
+        "The goal is to bring X1 into the 20 leading provinces of the country in digital "
         "transformation by 2025 [2].",
     ),
 )
 
 
 def english_messages(answer: str) -> list[dict[str, str]]:
-    """Messages asking for ``answer`` in English (the reply is the translation only)."""
+    """Messages asking for ``answer`` in English (the reply is the translation only). Its names
+    are sent as X1, X2 …, which the model keeps; asked to keep "Hải Dương", it wrote "Hainan"."""
     out = [{"role": "system", "content": SYSTEM}]
     for vi, en in TO_ENGLISH_EXAMPLES:
         out += [{"role": "user", "content": TO_ENGLISH + vi}, {"role": "assistant", "content": en}]
-    return out + [{"role": "user", "content": TO_ENGLISH + answer}]
+    return out + [{"role": "user", "content": TO_ENGLISH + _masked(answer)[0]}]
+
+
+def _masked(answer: str) -> tuple[str, list[str]]:
+    """``answer`` with each of its names of two words or more written X1, X2 …, and the names."""
+    names = list(dict.fromkeys(_NAMES.findall(answer)))
+    for i, name in enumerate(names, 1):
+        answer = answer.replace(name, f"X{i}")
+    return answer, names
 
 
 _MONTHS = {
@@ -210,6 +219,9 @@ def english_answer(reply: str, answer: str) -> str:
     of its names of two words or more ("Hải Dương" may be "Hai Duong", not "Ha Noi"; a name that
     English writes otherwise, "Trung Quốc" as "China", fails too, and the answer stays as it is)."""
     line = " ".join(ln.strip() for ln in reply.strip().splitlines() if ln.strip()).strip("\"“”'` ")
+    names = _masked(answer)[1]
+    for i in range(len(names), 0, -1):  # X12 before X1
+        line = line.replace(f"X{i}", names[i - 1])
     if not line or not in_english(line) or _numbers_of(line) != _numbers_of(answer):
         return ""
     written = " ".join(fold(line).lower().split())

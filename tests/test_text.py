@@ -155,6 +155,12 @@ def test_an_answer_put_into_english_keeps_its_numbers_and_markers() -> None:
     assert english_answer("By 2025, Hai Duong is to be among the 20 leading provinces [1].", vi)
     assert english_answer("By 2025, Hải Dương is to be among the 20 leading provinces [1].", vi)
     assert english_answer("By 2025, Ha Noi is to be among the 20 leading provinces [1].", vi) == ""
+    # names go to the model as X1, X2 … and come back as the documents write them
+    sent = english_messages(vi)[-1]["content"]
+    assert "Hải Dương" not in sent and "đưa X1 vào" in sent
+    assert english_answer("By 2025, X1 is to be among the 20 leading provinces [1].", vi) == (
+        "By 2025, Hải Dương is to be among the 20 leading provinces [1]."
+    )
     assert in_english("Nguyễn Phú Tiến [1]") and in_english("Bộ Chính trị [1]")
     assert not in_english("Abdul Mejid II thuộc nhà Ottoman [1]")
     msgs = english_messages(vi)
