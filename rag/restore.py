@@ -49,19 +49,22 @@ def typed_without_marks(question: str) -> bool:
     return sum(map(is_vietnamese, words)) < MARKED * len(words)
 
 
-def _runs(text: str) -> Iterable[list[str]]:
+def _runs(text: str) -> Iterable[tuple[list[str], str]]:
     """Runs of words between punctuation, a sentence's first capital lowered ("Tỉnh có ..." counts
-    as "tỉnh"; "UBND" stays, and so does a name's first word: "Hải Dương đẩy mạnh ...")."""
+    as "tỉnh"; "UBND" stays); with the first word as written when it opens a name ("Hải Dương đẩy
+    mạnh ..."), for the runs that hold the whole name, else ""."""
     start = True
     for piece in re.split(f"({_BREAK.pattern})", nfc(text)):
         words = _WORD.findall(piece)
         if _BREAK.fullmatch(piece):
             start = start or bool(_SENTENCE_END.search(piece))
         elif words:
-            named = len(words) > 1 and words[1][:1].isupper()  # "Hải Dương đẩy mạnh …" opens with a name
-            if start and not words[0].isupper() and not named:
+            first = ""
+            if start and not words[0].isupper():
+                if len(words) > 1 and words[1][:1].isupper():
+                    first = words[0]
                 words[0] = words[0][:1].lower() + words[0][1:]
-            yield words
+            yield words, first
             start = False
 
 
@@ -69,11 +72,14 @@ def vocabulary(texts: Iterable[str]) -> dict[str, Counter[str]]:
     """Folded lower-case runs of 1..LONGEST syllables → how often each written form occurs."""
     vocab: dict[str, Counter[str]] = defaultdict(Counter)
     for text in texts:
-        for words in _runs(text):
+        for words, first in _runs(text):
             folded = [fold(w).lower() for w in words]
             for n in range(1, LONGEST + 1):
                 for i in range(len(words) - n + 1):
-                    vocab[" ".join(folded[i : i + n])][" ".join(words[i : i + n])] += 1
+                    run = words[i : i + n]
+                    if i == 0 and n > 1 and first:  # "Hải Dương", not "hải Dương"; alone, "hải"
+                        run = [first, *run[1:]]
+                    vocab[" ".join(folded[i : i + n])][" ".join(run)] += 1
     return vocab
 
 
