@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from .followup import name_spans
 from .prompt import strip_format
 from .text import CITATION, fold, is_vietnamese, match_form, nfc, split_sentences, tone_normalize
+from .text import NUMBER as _NUM
+from .text import UPPER as _UPPER
+from .text import norm_number as _norm_num
 from .types import Citation, Hit
 
-_NUM = re.compile(r"\d+(?:[.,/:\-]\d+)*")
 _RANGE = re.compile(r"(\d)\s*[-–—]\s*(\d)")
 _SYL = re.compile(r"\w+")
 # A run of capitalised syllables (a name), not at the start of the sentence.
-_UPPER = "A-Z" + "".join(c for c in map(chr, range(0xC0, 0x1F00)) if c.isupper())  # with Đ, Ả, Ệ …
 _NAME = re.compile(rf"(?<=\s)[{_UPPER}]\w*(?:\s+[{_UPPER}]\w*)*")
 MIN_OVERLAP = 0.5
 COPIED = 0.8  # share of a sentence's word triples that marks it as copied from a passage
@@ -42,10 +43,6 @@ _TOKEN = re.compile(r"[\w%]+")
 
 def _syllables(text: str) -> set[str]:
     return set(_SYL.findall(fold(match_form(text))))
-
-
-def _norm_num(n: str) -> str:
-    return re.sub(r"[.,](?=\d{3}\b)", "", n).lstrip("0") or "0"
 
 
 def _numbers(text: str) -> list[str]:

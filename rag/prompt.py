@@ -9,7 +9,18 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from .text import CITATION, fold, is_vietnamese, match_form, split_sentences, syllables, tokens
+from .text import (
+    CITATION,
+    NUMBER,
+    UPPER,
+    fold,
+    is_vietnamese,
+    match_form,
+    norm_number,
+    split_sentences,
+    syllables,
+    tokens,
+)
 from .types import Hit
 
 SYSTEM = (
@@ -198,7 +209,7 @@ def _numbers_of(text: str) -> tuple[list[str], list[str]]:
     """The [n] markers and the other numbers of ``text`` (an English month named is its number)."""
     markers = sorted(CITATION.findall(text))
     rest = _MONTH.sub(lambda m: f" {_MONTHS[m.group(1)]} ", CITATION.sub(" ", text))
-    numbers = sorted(re.sub(r"[.,](?=\d{3}\b)", "", n) for n in re.findall(r"\d+(?:[.,/:\-]\d+)*", rest))
+    numbers = sorted(norm_number(n) for n in NUMBER.findall(rest))
     return markers, numbers
 
 
@@ -209,8 +220,7 @@ def in_english(text: str) -> bool:
     return sum(w.islower() and is_vietnamese(w) for w in re.findall(r"\w+", text)) <= 1
 
 
-_UPPER = "A-Z" + "".join(c for c in map(chr, range(0xC0, 0x1F00)) if c.isupper())  # with Đ, Ả, Ệ …
-_NAMES = re.compile(rf"[{_UPPER}]\w*(?:\s+[{_UPPER}]\w*)+")  # "Hải Dương", "Abdul Mejid II"
+_NAMES = re.compile(rf"[{UPPER}]\w*(?:\s+[{UPPER}]\w*)+")  # "Hải Dương", "Abdul Mejid II"
 
 
 def english_answer(reply: str, answer: str) -> str:

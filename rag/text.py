@@ -13,6 +13,17 @@ from functools import lru_cache
 _TONES = {"\u0300", "\u0301", "\u0303", "\u0309", "\u0323"}  # huyền sắc ngã hỏi nặng
 _WORD = re.compile(r"\w+")
 
+# a number, date or range as written ("13.000", "27/9/2019", "2020-2025")
+NUMBER = re.compile(r"\d+(?:[.,/:\-]\d+)*")
+# capital letters, with the Vietnamese ones (Đ, Ả, Ệ …), for names in regular expressions
+UPPER = "A-Z" + "".join(c for c in map(chr, range(0xC0, 0x1F00)) if c.isupper())
+
+
+def norm_number(n: str) -> str:
+    """One spelling of a number: no thousands separator, no leading zeros ("13.000" = "13,000")."""
+    return re.sub(r"[.,](?=\d{3}\b)", "", n).lstrip("0") or "0"
+
+
 # a citation marker, "[1]" or " [1, 2]", with the space before it; its numbers are group 1
 CITATION = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 
