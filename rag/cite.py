@@ -97,6 +97,27 @@ def mentions(text: str, name: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(n)}(?!\w)", t) is not None
 
 
+def asked_names(question: str, known: str = "") -> list[str]:
+    """The places and people ``question`` asks about: runs of two or more capitalised words.
+
+    Inside a Vietnamese question such a run is a name. The run that opens it ("Nghệ An có bao nhiêu
+    …", after openers such as "Theo"), and any run of a question in another language ("How many …
+    does Nghe An have?"), counts only when ``known`` (the passages found) writes it, with or without
+    marks: "Ngoài Síp" opening a question, or "Southern Ocean" in an English one, are not names the
+    documents use and cannot be required of a passage.
+    """
+    vietnamese = is_vietnamese(question)
+    out: list[str] = []
+    for s, e in name_spans(question):
+        name = re.sub(r"['’]s$", "", question[s:e])
+        if len(name.split()) < 2 or name in out:
+            continue
+        inside = vietnamese and question[:s].strip(" \"“'")
+        if inside or mentions(known, name):
+            out.append(name)
+    return out
+
+
 def asked_role(question: str) -> str:
     """The role a "who" question asks about, in matching form: "Ai là Chủ tịch UBND tỉnh Nghệ An?"
     → "chủ tịch". Empty for other questions and for roles too general to check ("người …")."""
@@ -121,14 +142,21 @@ def counts_any(text: str, units: set[str]) -> bool:
     return any(counts(n, text, units) for n in _NUM.findall(text))
 
 
-def support(claim: str, passage: str, context: str = "", given: str = "", about: str = "") -> float:
+def support(
+    claim: str,
+    passage: str,
+    context: str = "",
+    given: str = "",
+    about: str = "",
+    names: list[str] | None = None,
+) -> float:
     """0 when a number or name of ``claim`` is missing from ``passage``; else the word overlap.
 
     ``context`` (the question, for a short claim) adds its words to the overlap, and its names
     (places, people) must be in the passage or in ``about`` (its document's title and other
     passages): "13.000" does not answer a question about Nghệ An from an article that never
-    mentions Nghệ An. Numbers and names that ``given`` (the question) already holds are an echo of
-    it, not a claim to check.
+    mentions Nghệ An. Those names are ``names`` when given, else ``asked_names(context)``. Numbers
+    and names that ``given`` (the question) already holds are an echo of it, not a claim to check.
     """
     pnums = {_norm_num(n) for n in _numbers(passage)}
     gnums = {_norm_num(n) for n in _numbers(given)}
@@ -152,10 +180,9 @@ def support(claim: str, passage: str, context: str = "", given: str = "", about:
         for name in _NAME.findall(claim):
             if not _syllables(name) <= psyl | gsyl:
                 return 0.0
-    if context and is_vietnamese(context):
-        # a short answer must come from a passage about the place or person asked about
-        for name in _NAME.findall(context):
-            if len(name.split()) >= 2 and not mentions(f"{passage}\n{about}", name):
+    if context:  # a short answer must come from a passage about the place or person asked about
+        for name in asked_names(context) if names is None else names:
+            if not mentions(f"{passage}\n{about}", name):
                 return 0.0
     csyl = {t for t in _syllables(f"{context} {claim}") if not t.isdigit()}  # numbers were checked above
     if not csyl:
@@ -211,11 +238,12 @@ def parse_markers(text: str) -> list[int]:
     return out
 
 
-def verify(reply: str, passages: list[Hit], question: str = "") -> Verified:
+def verify(reply: str, passages: list[Hit], question: str = "", found: list[Hit] | None = None) -> Verified:
     """Check and repair the citations of a model reply over the numbered ``passages``.
 
     A short claim ("15", "Chu Bá Long") is checked together with the question it answers, so the
-    passage must also be about what was asked.
+    passage must also be about what was asked: the places and people the question names, when
+    ``found`` (every passage retrieved, by default ``passages``) writes them.
     """
     body = strip_format(reply)
     low = match_form(reply)
@@ -225,6 +253,8 @@ def verify(reply: str, passages: list[Hit], question: str = "") -> Verified:
 
     # what each passage's document is about: its title and the other passages shown from it
     about = [" ".join([h.title] + [o.chunk.text for o in passages if o.doc_id == h.doc_id]) for h in passages]
+    known = "\n".join(f"{h.title}\n{h.chunk.text}" for h in (found or passages))
+    names = asked_names(question, known)
     order: list[int] = []  # passage indexes (0-based) in order of first citation
     quotes: dict[int, tuple[str, int]] = {}
     out_sents: list[str] = []
@@ -242,7 +272,7 @@ def verify(reply: str, passages: list[Hit], question: str = "") -> Verified:
         keep = [
             i
             for i in dict.fromkeys(valid)
-            if support(claim, passages[i].chunk.text, context, question, about[i]) >= MIN_OVERLAP
+            if support(claim, passages[i].chunk.text, context, question, about[i], names) >= MIN_OVERLAP
         ]
         dropped.extend(i + 1 for i in valid if i not in keep)
         copied = [copied_share(claim, h.chunk.text) for h in passages]
@@ -251,13 +281,14 @@ def verify(reply: str, passages: list[Hit], question: str = "") -> Verified:
             src >= 0
             and copied[src] >= COPIED
             and all(copied[i] < COPIED / 2 for i in keep)
-            and support(claim, passages[src].chunk.text, context, question, about[src]) >= MIN_OVERLAP
+            and support(claim, passages[src].chunk.text, context, question, about[src], names) >= MIN_OVERLAP
         ):
             dropped.extend(i + 1 for i in keep)  # the sentence is copied word for word from another
             keep = [src]  # passage than the one it cites: that passage is its source
         if not keep:
             scores = [
-                support(claim, h.chunk.text, context, question, about[j]) for j, h in enumerate(passages)
+                support(claim, h.chunk.text, context, question, about[j], names)
+                for j, h in enumerate(passages)
             ]
             if (
                 scores

@@ -291,9 +291,9 @@ class RAG:
             yield tail
         raw = display.raw
         wording = searched or asked  # the question in the documents' language, to check claims against
-        checked = verify(raw, passages, wording)
+        checked = verify(raw, passages, wording, hits)
         if searched and not checked.grounded:  # a loose translation ("Soviet Union" left in English)
-            checked = verify(raw, passages, asked)  # must not undo what the question itself supports
+            checked = verify(raw, passages, asked, hits)  # must not undo what the question itself supports
         if not checked.grounded and not says_not_found(strip_format(raw)):
             checked = self._from_pointed_passages(wording, raw, passages) or checked
         if (

@@ -1,4 +1,14 @@
-from rag.cite import asked_role, asked_units, copied_share, counts, mentions, parse_markers, support, verify
+from rag.cite import (
+    asked_names,
+    asked_role,
+    asked_units,
+    copied_share,
+    counts,
+    mentions,
+    parse_markers,
+    support,
+    verify,
+)
 from rag.types import Chunk, Hit
 
 
@@ -107,6 +117,24 @@ def test_a_number_answer_needs_the_place_asked_about() -> None:
     q = "Bưu điện Nghệ An có bao nhiêu điểm giao dịch?"
     assert not verify("Trả lời: 13.000 [1]", P, q).grounded
     assert verify("Trả lời: 13.000 [1]", P, "Bưu điện Việt Nam có bao nhiêu điểm giao dịch?").grounded
+
+
+def test_a_place_that_opens_the_question_or_is_named_in_english_is_asked_about() -> None:
+    # "Nghệ An" opens the question; a passage found about Nghệ An shows it is a name the documents use
+    about = hit("Đảng bộ Khối các cơ quan tỉnh Nghệ An tổ chức hội nghị.", 3)
+    for q in (
+        "Nghệ An có bao nhiêu điểm giao dịch?",
+        "Nghe An có bao nhiêu điểm giao dịch?",  # a translation that kept the name without marks
+        "How many transaction points does Nghe An's post office have?",
+    ):
+        assert asked_names(q, about.chunk.text) == [q.split("An")[0].split()[-1] + " An"], q
+        assert not verify("Trả lời: 13.000 [1]", P, q, P + [about]).grounded, q
+    # an opening run, or one of an English question, that no passage writes is not required
+    assert asked_names("Ngoài Síp, quốc gia nào được nhắc tới?", about.chunk.text) == []
+    assert asked_names("Which country did the Ottoman Empire defeat?", about.chunk.text) == []
+    assert verify("Trả lời: 13.000 [1]", P, "How many transaction points does Vietnam Post have?").grounded
+    # inside a Vietnamese question a name is always asked about, written by a passage or not
+    assert asked_names("Bưu điện Quảng Trị có bao nhiêu điểm?") == ["Quảng Trị"]
 
 
 def test_a_count_must_count_what_was_asked() -> None:
