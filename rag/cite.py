@@ -155,8 +155,10 @@ def support(
     ``context`` (the question, for a short claim) adds its words to the overlap, and its names
     (places, people) must be in the passage or in ``about`` (its document's title and other
     passages): "13.000" does not answer a question about Nghệ An from an article that never
-    mentions Nghệ An. Those names are ``names`` when given, else ``asked_names(context)``. Numbers
-    and names that ``given`` (the question) already holds are an echo of it, not a claim to check.
+    mentions Nghệ An. Those names are ``names`` when given, else ``asked_names(context)``; a longer
+    claim (no ``context``) needs one of ``names`` there, since a sentence may answer for one of
+    two places compared. Numbers and names that ``given`` (the question) already holds are an echo
+    of it, not a claim to check.
     """
     pnums = {_norm_num(n) for n in _numbers(passage)}
     gnums = {_norm_num(n) for n in _numbers(given)}
@@ -180,10 +182,11 @@ def support(
         for name in _NAME.findall(claim):
             if not _syllables(name) <= psyl | gsyl:
                 return 0.0
-    if context:  # a short answer must come from a passage about the place or person asked about
-        for name in asked_names(context) if names is None else names:
-            if not mentions(f"{passage}\n{about}", name):
-                return 0.0
+    # an answer must come from a passage about the place or person asked about: a short one about
+    # each place named, a sentence (which may compare two) about one of them
+    held = [mentions(f"{passage}\n{about}", n) for n in (asked_names(context) if names is None else names)]
+    if held and not (all(held) if context else any(held)):
+        return 0.0
     csyl = {t for t in _syllables(f"{context} {claim}") if not t.isdigit()}  # numbers were checked above
     if not csyl:
         return 1.0 if cnums else 0.0

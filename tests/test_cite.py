@@ -129,6 +129,12 @@ def test_a_place_that_opens_the_question_or_is_named_in_english_is_asked_about()
     ):
         assert asked_names(q, about.chunk.text) == [q.split("An")[0].split()[-1] + " An"], q
         assert not verify("Trả lời: 13.000 [1]", P, q, P + [about]).grounded, q
+    # a whole sentence is held to it too
+    q = "Nghệ An có bao nhiêu điểm giao dịch?"
+    assert not verify("Trả lời: Nghệ An có hơn 13.000 điểm giao dịch [1].", P, q, P + [about]).grounded
+    # … to one of the places when it compares several
+    q = "Bưu điện Việt Nam và Nghệ An có bao nhiêu điểm giao dịch?"
+    assert verify("Trả lời: Bưu điện Việt Nam có hơn 13.000 điểm giao dịch [1].", P, q, P + [about]).grounded
     # an opening run, or one of an English question, that no passage writes is not required
     assert asked_names("Ngoài Síp, quốc gia nào được nhắc tới?", about.chunk.text) == []
     assert asked_names("Which country did the Ottoman Empire defeat?", about.chunk.text) == []
