@@ -13,18 +13,49 @@ from __future__ import annotations
 import math
 
 from .short import QUESTION_SYLLABLES, question_word_at, question_words
-from .text import CITATION, split_sentences, syllables
+from .text import CITATION, looks_english, split_sentences, syllables
+
+# English words an answer adds to its question's words without saying anything new
+_WH = {"what", "which", "who", "whom", "whose", "when", "where", "why", "how"}
+_LINKS = {
+    "a",
+    "an",
+    "the",
+    "is",
+    "are",
+    "was",
+    "were",
+    "be",
+    "to",
+    "of",
+    "in",
+    "on",
+    "for",
+    "by",
+    "and",
+    "it",
+}
+
+
+def _stem(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 
 def echoes_question(question: str, answer: str) -> bool:
     """Whether ``answer`` says nothing its question did not: a question that asks for something
     (has a question word) answered with only its own word pairs, in the same order ("Quốc gia nào
     không tán thành …?" → "Quốc gia nào không tán thành … [1]"). "Trung Quốc" is new to a question
-    about "Trung Hoa Dân Quốc": the pair (trung, quốc) is not in it."""
+    about "Trung Hoa Dân Quốc": the pair (trung, quốc) is not in it. An English answer echoes when
+    it has no word but its question's and a few linking ones ("What kind of workforce does Vinh Phuc
+    want to train …?" → "Vinh Phuc wants to train a workforce … [1]")."""
     said = syllables(CITATION.sub("", answer))
     asked = syllables(question)
     if not said:
         return True
+    if looks_english(question):  # English reorders the question's words: "does X want" → "X wants"
+        if not _WH & set(asked):
+            return False  # "Is Hanoi the capital?" may be answered by saying it again
+        return all(_stem(w) in {_stem(a) for a in asked} or w in _LINKS for w in said)
     if question_word_at(question_words(question)) is None:
         return False
     if len(said) == 1:

@@ -21,6 +21,13 @@ def test_new_word_pairs_make_an_answer_even_from_the_questions_syllables() -> No
     assert not echoes_question(q, "Trung Quốc đã chiến thắng [1].")  # (trung, quốc) is not in the question
     # without a question word there is nothing left open: a yes/no answer may restate the question
     assert not echoes_question("Hà Nội có phải là thủ đô không?", "Hà Nội là thủ đô [1].")
+    # in English too, whatever the order of the words
+    q = "What kind of workforce does Vinh Phuc want to train to meet the challenges of Industry 4.0?"
+    assert echoes_question(
+        q, "Vinh Phuc wants to train a workforce to meet the challenges of Industry 4.0 [1]."
+    )
+    assert not echoes_question(q, "A workforce that masters automated production lines [1].")
+    assert not echoes_question("Is Hanoi the capital?", "Hanoi is the capital [1].")
 
 
 def test_colocation_is_high_when_the_answers_sentence_speaks_of_the_question() -> None:
