@@ -110,27 +110,25 @@ def test_max_tokens_and_end_token_are_respected() -> None:
     assert out == [4] * 7  # sequences of 14..20 tokens continue; at 21 the model ends
 
 
-def test_the_instructions_are_reused_from_the_cache_and_nothing_else() -> None:
+def test_prompt_cache_is_reused_in_whole_blocks() -> None:
     api = FakeApi(lambda seq: EOS)
     dec = LookupDecoder(fake_llm(), draft_tokens=4, api=api)
-    list(dec.generate([1, 2, 3, 4, 5, 6], 5, keep=3))
-    list(dec.generate([1, 2, 3, 4, 9, 9], 5, keep=3))
-    assert api.decodes == [3, 3, 3]  # the instructions on their own, then each prompt's rest
+    dec.block = 2
+    list(dec.generate([1, 2, 3, 4, 5, 6], 5))
+    list(dec.generate([1, 2, 3, 4, 9, 9], 5))
+    assert api.decodes == [2, 2, 2, 2]  # only the differing block was evaluated again
     assert api.kv == [1, 2, 3, 4, 9, 9]
-    list(dec.generate([1, 2, 3, 4, 9, 9], 5, keep=3))  # the same prompt again: its rest again
-    list(dec.generate([1, 2, 3, 4, 9, 9], 5, keep=4))  # other instructions: all of it again
-    assert api.decodes[3:] == [3, 4, 2]
-    list(dec.generate([1, 2, 3, 4, 9, 9], 5))  # no instructions: nothing is reused
-    assert api.decodes[-1] == 6 and api.kv == dec._cached
+    list(dec.generate([1, 2, 3, 9], 5))  # they part inside the second block: all of it again
+    assert api.decodes[4:] == [2] and api.kv == [1, 2, 3, 9]
 
 
 class BatchSensitiveApi(FakeApi):
     """llama.cpp's arithmetic depends on how a sequence was cut into batches. Here the toy model's
-    top two tokens are a near tie that the batch size of the prompt's last token decides."""
+    top two tokens are a near tie that the size of the last batch decides."""
 
     def llama_decode(self, ctx, b):
         rc = super().llama_decode(ctx, b)
-        for i, row in self.out.items():
+        for row in self.out.values():
             row[3] = 5.0 + (0.01 if b.n_tokens % 2 else -0.01)
         return rc
 
@@ -138,12 +136,13 @@ class BatchSensitiveApi(FakeApi):
 def test_the_same_prompt_gets_the_same_answer_whatever_came_before() -> None:
     api = BatchSensitiveApi(lambda seq: 4 if len(seq) < 12 else EOS)
     dec = LookupDecoder(fake_llm(), draft_tokens=0, api=api)
+    dec.block = 3
     prompt = [1, 2, 3, 4, 5, 6, 7, 8]
-    first = list(dec.generate(prompt, 5, keep=3))
+    first = list(dec.generate(prompt, 5))
     for before in ([1, 2, 3, 9], [1, 2, 3, 4, 5, 6, 7, 9, 9], prompt, [8, 8]):
-        list(dec.generate(before, 2, keep=3))
-        assert list(dec.generate(prompt, 5, keep=3)) == first, before
-    assert dec.next_logits(prompt, [3, 4], keep=3) == dec.next_logits(prompt, [3, 4], keep=3)
+        list(dec.generate(before, 2))
+        assert list(dec.generate(prompt, 5)) == first, before
+        assert api.kv == dec._cached
 
 
 def test_prompt_longer_than_the_context_is_refused() -> None:
@@ -182,6 +181,7 @@ def test_token_log_probabilities_are_the_models_with_or_without_drafts() -> None
 def test_next_logits_reads_one_forward_pass_and_reuses_the_cache() -> None:
     api = FakeApi(lambda seq: 6)
     dec = LookupDecoder(fake_llm(), draft_tokens=4, api=api)
-    list(dec.generate([1, 2, 3, 4], 2, keep=3))
-    assert dec.next_logits([1, 2, 3, 9, 9], [6, 7], keep=3) == [5.0, -1.0]
-    assert api.decodes[-1] == 2 and api.kv == [1, 2, 3, 9, 9]  # only what follows the instructions
+    dec.block = 2
+    list(dec.generate([1, 2, 3, 4], 2))
+    assert dec.next_logits([1, 2, 3, 9, 9], [6, 7]) == [5.0, -1.0]
+    assert api.decodes[-2:] == [2, 1] and api.kv == [1, 2, 3, 9, 9]  # from the block they part in

@@ -63,7 +63,7 @@ class LlamaCppGenerator:
         self.max_new_tokens = settings.max_new_tokens
         self._format = _chat_formatter(self._llm)
         self.decoder = LookupDecoder(self._llm, settings.llm_draft_tokens)
-        self._instructions: dict[str, int] = {}  # system message → its length in tokens
+        self._instructions: int | None = None
         self._lock = threading.Lock()
         self._yes_no = [self._first_token(YES), self._first_token(NO)]
         self._local = threading.local()  # per request thread: the last answer's token log-probabilities
@@ -79,21 +79,16 @@ class LlamaCppGenerator:
             tokens.insert(0, bos)
         return tokens
 
-    def _prompt(self, msgs: list[dict[str, str]]) -> tuple[list[int], int]:
-        """The prompt's tokens, and how many of them are its fixed instructions (the system message,
-        whose keys/values the decoder keeps between requests)."""
-        tokens = self._tokens(msgs)
-        system = msgs[0]["content"] if msgs and msgs[0]["role"] == "system" else ""
-        if system not in self._instructions:
-            self._instructions[system] = shared_prefix(self._tokens(msgs[:1]), tokens) if system else 0
-        return tokens, self._instructions[system]
-
     def stream(self, question: str, passages: list[Hit], history: list[tuple[str, str]]) -> Iterator[str]:
         msgs = messages(question, passages, history)
-        tokens, keep = self._prompt(msgs)
+        tokens = self._tokens(msgs)
+        if self._instructions is None:  # the fixed system message: where drafts are not taken from
+            self._instructions = shared_prefix(self._tokens(msgs[:1]), tokens)
         with self._lock:  # one llama.cpp context: one request at a time; it keeps the prompt cache
             pieces = Utf8Pieces(self._llm)
-            for tok in self.decoder.generate(tokens, self.max_new_tokens, REPEAT_PENALTY, keep):
+            for tok in self.decoder.generate(
+                tokens, self.max_new_tokens, REPEAT_PENALTY, draft_from=self._instructions
+            ):
                 yield pieces(tok)  # one piece a token (empty while a character spans tokens)
             tail = pieces.flush()
             self._local.logprobs = list(self.decoder.logprobs)
@@ -107,27 +102,27 @@ class LlamaCppGenerator:
     def support_probability(self, question: str, answer: str, evidence: list[str]) -> float:
         """P("Yes" | "No") that ``evidence`` says ``answer`` answers ``question``: one forward
         pass over a short prompt whose instructions are already in the cache."""
-        tokens, keep = self._prompt(support_messages(question, answer, evidence))
+        tokens = self._tokens(support_messages(question, answer, evidence))
         with self._lock:
-            yes, no = self.decoder.next_logits(tokens, self._yes_no, keep)
+            yes, no = self.decoder.next_logits(tokens, self._yes_no)
         return 1.0 / (1.0 + math.exp(no - yes))
 
     def translate(self, question: str) -> str:
         """``question`` in Vietnamese (a short greedy generation), or "" when the model gave none."""
-        tokens, keep = self._prompt(translate_messages(question))
+        tokens = self._tokens(translate_messages(question))
         with self._lock:
             pieces = Utf8Pieces(self._llm)
-            text = "".join(pieces(t) for t in self.decoder.generate(tokens, TRANSLATION_TOKENS, keep=keep))
+            text = "".join(pieces(t) for t in self.decoder.generate(tokens, TRANSLATION_TOKENS))
             text += pieces.flush()
         return translation(text)
 
     def to_english(self, answer: str) -> str:
         """``answer`` (checked, in Vietnamese) in English, or "" when the model gave no faithful one."""
-        tokens, keep = self._prompt(english_messages(answer))
+        tokens = self._tokens(english_messages(answer))
         limit = 2 * len(self._llm.tokenize(answer.encode("utf-8"), add_bos=False)) + 16
         with self._lock:
             pieces = Utf8Pieces(self._llm)
-            text = "".join(pieces(t) for t in self.decoder.generate(tokens, limit, keep=keep))
+            text = "".join(pieces(t) for t in self.decoder.generate(tokens, limit))
             text += pieces.flush()
         return english_answer(text, answer)
 
