@@ -17,24 +17,7 @@ from .text import CITATION, looks_english, split_sentences, syllables
 
 # English words an answer adds to its question's words without saying anything new
 _WH = {"what", "which", "who", "whom", "whose", "when", "where", "why", "how"}
-_LINKS = {
-    "a",
-    "an",
-    "the",
-    "is",
-    "are",
-    "was",
-    "were",
-    "be",
-    "to",
-    "of",
-    "in",
-    "on",
-    "for",
-    "by",
-    "and",
-    "it",
-}
+_LINKS = {"a", "an", "the", "it", "is", "are", "was", "were", "to", "of", "in", "on", "for", "by", "and"}
 
 
 def _stem(word: str) -> str:

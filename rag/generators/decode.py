@@ -91,7 +91,7 @@ class LookupDecoder:
         self._batch = api.llama_batch_init(self.n_batch, 0, 1)
         self._cached: list[int] = []  # tokens whose keys/values are in the context, in order
         self.block = min(BLOCK, self.n_batch)
-        self._blocks = 0  # leading cached tokens evaluated as whole blocks of a prompt
+        self._blocks = 0  # how many leading cached tokens were evaluated as whole blocks
         self.stats = {"steps": 0, "drafted": 0, "accepted": 0}
         self.logprobs: list[float] = []  # log P of each token of the last generation (unpenalised)
 
@@ -147,7 +147,9 @@ class LookupDecoder:
         self._forget_from(start)
         for i in range(start, len(prompt), self.block):
             self._decode(list(prompt[i : i + self.block]), all_logits=False)
-        self._blocks = len(prompt) // self.block * self.block  # what later tokens do not change
+        self._blocks = (
+            len(prompt) // self.block * self.block
+        )  # its whole blocks: a later prompt may reuse them
         return (len(prompt) - 1) % self.block
 
     def _pick(self, i: int, history: Sequence[int], repeat_penalty: float) -> int:
