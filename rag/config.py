@@ -53,6 +53,9 @@ class Settings:
     fallback_extractive: bool = True
     max_question_chars: int = 1000
     min_confidence: float = 0.5  # answers less likely than this to be right say "not found" (0 = off)
+    # answers less likely than this are read again from their cited sentences alone, and given only
+    # when that reading finds the same words (0 = no second reading)
+    recheck_below: float = 0.7
     cache_dir: str = ""
     upload_dir: str = ""
     feedback_file: str = ""

@@ -290,7 +290,10 @@ SWEEP_CUTS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7)
 
 
 def _shown(r: QAResult, cut: float) -> bool:
-    """Whether the answer would be shown with ``RAG_MIN_CONFIDENCE=cut``."""
+    """Whether the answer would be shown with ``RAG_MIN_CONFIDENCE=cut`` (an answer its second
+    reading contradicted is held back at every cut: it was read again because it was borderline)."""
+    if r.signals.get("reread") == 0.0:
+        return False
     if r.withheld:
         return r.confidence is not None and r.confidence >= cut
     return not r.abstained and (r.confidence is None or r.confidence >= cut)

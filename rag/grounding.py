@@ -1,6 +1,8 @@
 """Where an answer sits in its passages: checks that read the answer's place, not the question's wording.
 
 - An answer that only repeats its question ("Quốc gia nào không tán thành …?") answers nothing.
+- A borderline answer is given only when a second reading, of its cited sentences alone, finds the
+  same words (``agrees``).
 - A short answer is more likely right when the passage sentence that holds it also speaks of what
   the question asks. ``colocation`` is the share of the question's words found in that sentence,
   each word weighted by how rare it is among the sentences of the cited passages (so "của", "là"
@@ -12,12 +14,14 @@ from __future__ import annotations
 
 import math
 
+from .prompt import says_not_found
 from .short import QUESTION_SYLLABLES, question_word_at, question_words
-from .text import CITATION, looks_english, split_sentences, syllables
+from .text import CITATION, NUMBER, looks_english, norm_number, split_sentences, syllables
 
 # English words an answer adds to its question's words without saying anything new
 _WH = {"what", "which", "who", "whom", "whose", "when", "where", "why", "how"}
 _LINKS = {"a", "an", "the", "it", "is", "are", "was", "were", "to", "of", "in", "on", "for", "by", "and"}
+AGREE = 0.5  # two readings agree when this share of the shorter answer's syllables is in the other
 
 
 def _stem(word: str) -> str:
@@ -63,3 +67,23 @@ def colocation(question: str, answer: str, passages: list[str]) -> float:
         if said <= sent:
             best = max(best, sum(max(weight[w], 0.0) for w in asked & sent) / total)
     return best
+
+
+def _units(text: str) -> tuple[set[str], set[str]]:
+    """The numbers of ``text`` whole ("13.000", not "13" and "000"), and the syllables of the rest."""
+    text = CITATION.sub("", text)
+    return {norm_number(m.group()) for m in NUMBER.finditer(text)}, set(syllables(NUMBER.sub(" ", text)))
+
+
+def agrees(first: str, second: str) -> bool | None:
+    """Whether two short answers to one question name the same thing: most syllables of the shorter
+    are in the longer ("Mạc My" and "Mạc My ủng hộ nên không chịu quy phục" agree; "1923" and "1925",
+    "2.000" and "13.000", "Tào Tháo" and "Viên Thiệu" do not). None when ``second`` gives no answer (nothing, or "not
+    found"): that reading has nothing to say for or against ``first``."""
+    (a_num, a_words), (b_num, b_words) = _units(first), _units(second)
+    a, b = a_num | a_words, b_num | b_words
+    if not b or says_not_found(second):
+        return None
+    if not a or (a_num and b_num and not a_num & b_num):
+        return False  # two different numbers of the same thing ("2.000 điểm", "13.000 điểm")
+    return len(a & b) >= AGREE * min(len(a), len(b))

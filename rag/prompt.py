@@ -126,6 +126,21 @@ def support_messages(question: str, answer: str, evidence: list[str]) -> list[di
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(lines)}]
 
 
+# The second reading: the cited sentences alone, the question, and a request for the words that
+# answer it. A borderline answer is given only when this reading finds the same words: a reader that
+# took the subject for the object ("Tào Tháo" for "Viên Thiệu") usually reads it right from the one
+# sentence.
+REREAD = "Trả lời ngắn gọn bằng cụm từ trích trong đoạn trích."
+REREAD_TOKENS = 32  # a phrase, not a sentence
+
+
+def reread_messages(question: str, evidence: list[str]) -> list[dict[str, str]]:
+    """Messages asking for the phrase of ``evidence`` (the cited sentences) that answers ``question``."""
+    lines = ["Đoạn trích:"] + [f"[{n}] {e}" for n, e in enumerate(evidence, 1)]
+    lines += ["", f"Câu hỏi: {question}", REREAD]
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(lines)}]
+
+
 # Translating a question written in English, so that retrieval can match the Vietnamese passages'
 # own words. The answer's instructions come first, as in every prompt here, so the translation reuses
 # their cache and leaves it for the answer; two worked examples keep the small model translating

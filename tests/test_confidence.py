@@ -104,6 +104,63 @@ def test_min_confidence_zero_turns_the_check_off() -> None:
     assert not a.abstained and a.confidence is None and a.signals["support"] == 0.1
 
 
+class RereadingGenerator(JudgedGenerator):
+    """Also reads the cited sentences a second time, as the local generator does."""
+
+    def __init__(self, reply: str, support: float, second: str) -> None:
+        super().__init__(reply, support)
+        self.second = second
+        self.reread_with: list[tuple[str, list[str]]] = []
+
+    def reread(self, question: str, evidence: list[str]) -> str:
+        self.reread_with.append((question, evidence))
+        return self.second
+
+
+@pytest.mark.usefixtures("by_support")
+def test_a_borderline_answer_its_cited_sentence_contradicts_is_held_back() -> None:
+    gen = RereadingGenerator(REPLY, support=0.6, second="Trả lời: 2.000 điểm [1]")
+    a = RAG(Settings(index_dir=str(INDEX), generator="judged"), generator=gen).ask(QUESTION)
+    assert a.abstained and a.text == NOT_FOUND and not a.citations and "13.000" in a.withheld
+    assert a.signals["reread"] == 0.0 and a.confidence == pytest.approx(0.6)
+    question, evidence = gen.reread_with[0]
+    assert question == QUESTION and len(evidence) == 1 and "13.000" in evidence[0]  # the cited sentence only
+
+
+@pytest.mark.usefixtures("by_support")
+@pytest.mark.parametrize("second", ["hơn 13.000 điểm giao dịch", "Không tìm thấy thông tin trong tài liệu."])
+def test_a_borderline_answer_is_given_unless_the_second_reading_names_something_else(second: str) -> None:
+    gen = RereadingGenerator(REPLY, support=0.6, second=second)
+    a = RAG(Settings(index_dir=str(INDEX), generator="judged"), generator=gen).ask(QUESTION)
+    assert not a.abstained and "13.000" in a.text and a.citations
+    assert a.signals["reread"] == (None if "Không" in second else 1.0)
+
+
+@pytest.mark.usefixtures("by_support")
+@pytest.mark.parametrize(("support", "recheck_below"), [(0.8, 0.7), (0.6, 0.0), (0.3, 0.7)])
+def test_only_borderline_answers_are_read_again(support: float, recheck_below: float) -> None:
+    # sure enough, the second reading turned off, or held back anyway: one reading is enough
+    gen = RereadingGenerator(REPLY, support=support, second="2.000 điểm")
+    s = Settings(index_dir=str(INDEX), generator="judged", recheck_below=recheck_below)
+    a = RAG(s, generator=gen).ask(QUESTION)
+    assert gen.reread_with == [] and "reread" not in a.signals
+    assert a.abstained == (support < 0.5)
+
+
+def test_an_answer_written_in_english_is_not_compared_with_a_vietnamese_reading() -> None:
+    from rag.types import Answer, Citation
+
+    sentence = "Bưu điện Việt Nam có hơn 13.000 điểm giao dịch."
+    cited = [Citation(1, "d", "Bưu điện", sentence, sentence, "d#0", 0.9)]
+    gen = RereadingGenerator(REPLY, support=0.6, second="hơn 13.000 điểm giao dịch")
+    english = Answer(
+        "How many?", "Vietnam Post has more than 13,000 transaction points in the country [1].", cited
+    )
+    assert RAG._read_again(english, gen, QUESTION) and gen.reread_with == []
+    vietnamese = Answer(QUESTION, "Bưu điện Việt Nam có 2.000 điểm giao dịch [1].", cited, short="2.000")
+    assert not RAG._read_again(vietnamese, gen, QUESTION) and vietnamese.signals["reread"] == 0.0
+
+
 def test_shipped_calibration_is_loadable() -> None:
     cal = load_calibration(confidence.CALIBRATION)
     assert cal is not None, "rag/calibration.json is missing: run scripts/calibrate.py"

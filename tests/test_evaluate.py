@@ -283,6 +283,23 @@ def test_confidence_sweep_replays_one_run_at_other_cuts() -> None:
     assert by_cut[0.7]["wrong_but_cited"] == 0.0
 
 
+def test_an_answer_its_second_reading_contradicted_is_not_shown_at_any_cut() -> None:
+    results = [
+        _result(
+            True,
+            abstained=True,
+            answer="…",
+            withheld="w",
+            withheld_correct=True,
+            confidence=0.6,
+            signals={"reread": 0.0},
+        ),  # fmt: skip
+        _result(True, correct=True, citations=[{"n": 1}], confidence=0.6, signals={"reread": 1.0}),
+    ]
+    for row in confidence_sweep(results, (0.0, 0.5)):
+        assert row["correctness"] == 0.5 and row["false_abstention"] == 0.5
+
+
 def test_questions_asked_without_diacritics_keep_their_answers() -> None:
     item = QAItem(
         "q", "Còn Hải Dương thì sao?", keywords=["13.000"], history=["Bưu điện Việt Nam có bao nhiêu điểm?"]

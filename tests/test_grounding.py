@@ -1,6 +1,6 @@
 """Answers read against their place in the passages: echoes of the question, and co-location."""
 
-from rag.grounding import colocation, echoes_question
+from rag.grounding import agrees, colocation, echoes_question
 
 PASSAGE = (
     "Năm 1683, quân Ottoman vây hãm Viên nhưng bị liên quân do Ba Lan dẫn đầu đánh bại. "
@@ -48,3 +48,24 @@ def test_a_statement_with_a_look_alike_of_a_question_word_asks_nothing() -> None
     # "đầu" and "dầu" look like "đâu" once their marks are folded away; only a question word asks
     assert not echoes_question("Đầu năm nay giá dầu tăng, đúng không?", "Đầu năm nay giá dầu tăng [1].")
     assert echoes_question("dau nam nay gia dau tang o dau", "Đầu năm nay giá dầu tăng ở đâu [1]")
+
+
+def test_two_readings_agree_when_one_answer_holds_most_of_the_other() -> None:
+    assert agrees("Mạc My", "Mạc My ủng hộ nên không chịu quy phục")  # the same name, one says more
+    assert agrees("Mưa axit sunfuric [1]", "Mưa axit")
+    assert agrees("24", "24 [1]")
+
+
+def test_two_readings_disagree_when_they_name_different_things() -> None:
+    assert agrees("Tào Tháo", "Viên Thiệu") is False  # the subject taken for the object
+    assert agrees("1923", "1925") is False
+    assert agrees("2.000 điểm", "hơn 13.000 điểm") is False  # a number is one word, not "13" and "000"
+    assert agrees("13.000", "13,000 điểm giao dịch")
+    assert agrees("công nghệ", "Linh hồn của sự tiến bộ KH&CN") is False
+    assert agrees("", "Viên Thiệu") is False
+
+
+def test_a_reading_that_gives_no_answer_says_nothing_either_way() -> None:
+    assert agrees("Tào Tháo", "") is None
+    assert agrees("Tào Tháo", "[1]") is None
+    assert agrees("Tào Tháo", "Không tìm thấy thông tin trong tài liệu.") is None

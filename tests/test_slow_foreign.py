@@ -12,7 +12,7 @@ from rag.text import is_vietnamese
 
 pytestmark = pytest.mark.slow
 FOREIGN = PROJECT_ROOT.parent / "shared" / "corpora" / "viquad2-dev" / "corpus"
-ARTICLES = ["01_sao-kim.txt", "03_giao-hoang-gioan-phaolo-ii.txt"]
+ARTICLES = ["01_sao-kim.txt", "03_giao-hoang-gioan-phaolo-ii.txt", "09_nha-han.txt"]
 MODEL_CACHE = str(Path.home() / ".cache" / "rag-vi")
 
 
@@ -70,3 +70,11 @@ def test_fact_the_article_lacks_is_not_answered_without_diacritics_either(foreig
     # answered (wrongly, with a citation) before the question was read with its marks
     a = foreign_rag.ask("Gioan Phaolo II la vi Giao hoang duy nhat den tham vung Thanh Dia nao?")
     assert a.abstained and not a.citations, a.text
+
+
+def test_a_borderline_answer_its_cited_sentence_contradicts_is_held_back(foreign_rag: RAG) -> None:
+    # read among three passages the model names the victor, Tào Tháo; read from the sentence it cites
+    # alone ("… sau trận Quan Độ tiêu diệt được đại địch là Viên Thiệu …") it names the defeated, as asked
+    a = foreign_rag.ask("Phía Bắc Trung Nguyên được Hán Hiến Đế thống nhất sau khi đánh bại kẻ địch nào?")
+    assert a.abstained and not a.citations, a.text
+    assert "Tào Tháo" in a.withheld and a.signals["reread"] == 0.0

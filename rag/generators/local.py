@@ -14,11 +14,13 @@ from ..config import Settings
 from ..errors import MissingDependencyError, ModelLoadError
 from ..prompt import (
     NO,
+    REREAD_TOKENS,
     TRANSLATION_TOKENS,
     YES,
     english_answer,
     english_messages,
     messages,
+    reread_messages,
     support_messages,
     translate_messages,
     translation,
@@ -106,6 +108,16 @@ class LlamaCppGenerator:
         with self._lock:
             yes, no = self.decoder.next_logits(tokens, self._yes_no)
         return 1.0 / (1.0 + math.exp(no - yes))
+
+    def reread(self, question: str, evidence: list[str]) -> str:
+        """The model's answer to ``question`` from ``evidence`` (the cited sentences) alone: a short
+        greedy generation whose instructions are already in the cache."""
+        tokens = self._tokens(reread_messages(question, evidence))
+        with self._lock:
+            pieces = Utf8Pieces(self._llm)
+            text = "".join(pieces(t) for t in self.decoder.generate(tokens, REREAD_TOKENS))
+            text += pieces.flush()
+        return text
 
     def translate(self, question: str) -> str:
         """``question`` in Vietnamese (a short greedy generation), or "" when the model gave none."""
