@@ -30,6 +30,8 @@ _QUESTION_WORDS = [
     ("sao",), ("what",), ("which",), ("who",), ("whom",), ("when",), ("where",), ("why",), ("how",),
 ]  # fmt: skip
 QUESTION_SYLLABLES = {fold(s) for qw in _QUESTION_WORDS for s in qw}  # accent-folded
+# the units of a date, written before a question word that asks for one ("vào ngày tháng năm nào")
+_DATE_UNITS = {"ngày", "tháng", "năm", "giờ"}
 _EDGE = {
     "la",
     "co",
@@ -93,10 +95,13 @@ def short_answer(question: str, answer: str) -> str:
             gaps.append((i1, i2, j1, j2))
     if not gaps:
         return text
-    where = question_word_at([match_form(m.group()) for m in q_words])
+    written = [match_form(m.group()) for m in q_words]
+    where = question_word_at(written)
     chosen = None
     if where:
         qs, qe = where
+        while qs > 0 and written[qs - 1] in _DATE_UNITS:  # "ngày tháng năm nào" asks for a whole date
+            qs -= 1
         over = [g for g in gaps if g[0] < qe and g[1] > qs]  # the answer words in the question word's place
         if over:
             chosen = (over[0][2], over[-1][3])
@@ -108,7 +113,10 @@ def short_answer(question: str, answer: str) -> str:
         j1 += 1
     if j2 - j1 >= len(a) - 1:
         return text
-    return text[a_words[j1].start() : a_words[j2 - 1].end()]
+    start, end = a_words[j1].start(), a_words[j2 - 1].end()
+    if text.count("(", start, end) > text.count(")", start, end) and text[end : end + 1] == ")":
+        end += 1  # "Sultan Ahmed III (1703-1730)", not "… (1703-1730"
+    return text[start:end]
 
 
 _SPAN_WORD = re.compile(r"\S+")

@@ -33,6 +33,23 @@ from rag.short import short_answer
             "vì hiệu ứng nhà kính của khí quyển dày",
         ),
         ("chi thi 16 dua ra bao nhieu giai phap", "Chỉ thị 16 đưa ra 6 giải pháp lớn [1].", "6"),
+        # a whole date asked for, not its year alone
+        (
+            "Alfred hoàn thành luận án tiến sĩ vào ngày tháng năm nào?",
+            "Alfred hoàn thành luận án tiến sĩ vào ngày 30 tháng 4 năm 1905 [1].",
+            "30 tháng 4 năm 1905",
+        ),
+        (
+            "Einstein trở thành trợ giảng vào năm nào?",
+            "Einstein trở thành trợ giảng vào năm 1908 [1].",
+            "1908",
+        ),
+        # a bracket opened in the short answer is closed in it
+        (
+            "Thời đại được đặt tên dựa trên nhân vật nào?",
+            "Thời đại Tulip được đặt tên dựa trên nhân vật Sultan Ahmed III (1703-1730) [1].",
+            "Sultan Ahmed III (1703-1730)",
+        ),
     ],
 )
 def test_short_answer_fills_the_question_word(question: str, answer: str, short: str) -> None:
