@@ -76,10 +76,11 @@ def _units(text: str) -> tuple[set[str], set[str]]:
 
 
 def agrees(first: str, second: str) -> bool | None:
-    """Whether two short answers to one question name the same thing: most syllables of the shorter
-    are in the longer ("Mạc My" and "Mạc My ủng hộ nên không chịu quy phục" agree; "1923" and "1925",
-    "2.000" and "13.000", "Tào Tháo" and "Viên Thiệu" do not). None when ``second`` gives no answer (nothing, or "not
-    found"): that reading has nothing to say for or against ``first``."""
+    """Whether two short answers to one question name the same thing: at least half the syllables
+    of the shorter are in the longer, and numbers, when both give some, are shared ("Mạc My" and
+    "Mạc My ủng hộ nên không chịu quy phục" agree; "1923" and "1925", "2.000" and "13.000", "Tào
+    Tháo" and "Viên Thiệu" do not). None when ``second`` gives no answer (nothing, or "not found"):
+    that reading has nothing to say for or against ``first``."""
     (a_num, a_words), (b_num, b_words) = _units(first), _units(second)
     a, b = a_num | a_words, b_num | b_words
     if not b or says_not_found(second):

@@ -20,7 +20,7 @@ from .generators import Generator, make_generator
 from .generators.extractive import rank_sentences
 from .grounding import agrees, colocation, echoes_question
 from .index import passage_text
-from .prompt import distinct, focused, in_english, says_not_found, strip_format
+from .prompt import ReplyDisplay, distinct, focused, in_english, says_not_found, strip_format
 from .restore import restore, typed_without_marks
 from .retrieve import Mode, Retriever
 from .short import short_answer, snap, verbatim
@@ -54,33 +54,6 @@ class AnswerStream:
             for _ in self._events:
                 pass
         return self._holder["answer"]
-
-
-class _Display:
-    """Hides the reply format ("Trả lời:" prefix, "Nguồn:" line) from streamed text."""
-
-    def __init__(self) -> None:
-        self.raw = ""
-        self.shown = 0
-
-    def feed(self, delta: str, final: bool = False) -> str:
-        self.raw += delta
-        body = self.raw
-        m = re.match(r"\s*trả lời\s*:\s*", body, re.I)
-        if m:
-            body = body[m.end() :]
-        elif not final and len(body) < 12 and "trả lời:".startswith(body.strip().lower()[:8]):
-            return ""  # could still become the prefix
-        cut = body.lower().find("nguồn:")
-        if cut >= 0:
-            body = body[:cut]
-        elif not final:
-            hold = max(0, len(body) - 6)  # keep back a possible start of "Nguồn:"
-            body = body[:hold]
-        body = body.rstrip() if cut >= 0 or final else body
-        out = body[self.shown :]
-        self.shown = max(self.shown, len(body))
-        return out
 
 
 class RAG:
@@ -278,7 +251,7 @@ class RAG:
         words = f"{asked}\n{searched}" if translated else reading  # what the excerpts are cut for
         passages = distinct(words, hits, self.settings.context_k) if gen.name != "extractive" else hits[:5]
         shown = [focused(h, words) for h in passages] if translated else passages
-        display = _Display()
+        display = ReplyDisplay()
         for delta in gen.stream(reading, shown, history):
             if timings.first_token_ms is None:
                 timings.first_token_ms = (time.perf_counter() - t0) * 1000
@@ -308,12 +281,7 @@ class RAG:
         answer.short = snap(short, [c.text for c in checked.citations])
         answer.text = verbatim(answer.text, short, answer.short)
         self._rate(answer, gen, reading, query, passages, searched if translated else "")
-        if answer.confidence is not None and (
-            answer.confidence < self.settings.min_confidence
-            or (
-                answer.confidence < self.settings.recheck_below and not self._read_again(answer, gen, wording)
-            )
-        ):
+        if self._held_back(answer, gen, wording):
             answer.withheld, answer.text, answer.citations, answer.short = answer.text, not_found, [], ""
             answer.abstained, answer.related = True, hits[:3]
         elif not_found is NOT_FOUND_EN:
@@ -377,6 +345,14 @@ class RAG:
         calibration = load_calibration()
         if calibration is not None and sig.support is not None and self.settings.min_confidence > 0:
             answer.confidence = calibration.probability(sig)
+
+    def _held_back(self, answer: Answer, gen: Generator, question: str) -> bool:
+        """Whether a rated ``answer`` is too unlikely to be right to give: below the confidence cut,
+        or borderline and contradicted by a second reading of its cited sentences."""
+        c = answer.confidence
+        if c is None or c >= self.settings.recheck_below and c >= self.settings.min_confidence:
+            return False
+        return c < self.settings.min_confidence or not self._read_again(answer, gen, question)
 
     @staticmethod
     def _read_again(answer: Answer, gen: Generator, question: str) -> bool:

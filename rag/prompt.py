@@ -274,3 +274,30 @@ def strip_format(reply: str) -> str:
 def says_not_found(text: str) -> bool:
     low = match_form(text)
     return any(m in low for m in NOT_FOUND_MARKERS)
+
+
+class ReplyDisplay:
+    """Hides the reply format ("Trả lời:" prefix, "Nguồn:" line) from streamed text."""
+
+    def __init__(self) -> None:
+        self.raw = ""
+        self.shown = 0
+
+    def feed(self, delta: str, final: bool = False) -> str:
+        self.raw += delta
+        body = self.raw
+        m = re.match(r"\s*trả lời\s*:\s*", body, re.I)
+        if m:
+            body = body[m.end() :]
+        elif not final and len(body) < 12 and "trả lời:".startswith(body.strip().lower()[:8]):
+            return ""  # could still become the prefix
+        cut = body.lower().find("nguồn:")
+        if cut >= 0:
+            body = body[:cut]
+        elif not final:
+            hold = max(0, len(body) - 6)  # keep back a possible start of "Nguồn:"
+            body = body[:hold]
+        body = body.rstrip() if cut >= 0 or final else body
+        out = body[self.shown :]
+        self.shown = max(self.shown, len(body))
+        return out

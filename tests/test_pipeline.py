@@ -4,7 +4,8 @@ import pytest
 
 from rag.config import Settings
 from rag.errors import EmptyQuestionError, ModelLoadError
-from rag.pipeline import NOT_FOUND, NOT_FOUND_EN, RAG, _Display
+from rag.pipeline import NOT_FOUND, NOT_FOUND_EN, RAG
+from rag.prompt import ReplyDisplay
 from rag.types import Hit
 
 from .conftest import INDEX
@@ -163,7 +164,7 @@ def test_llm_that_cannot_load_falls_back_to_extractive(tmp_path) -> None:  # typ
 
 
 def test_display_filter() -> None:
-    d = _Display()
+    d = ReplyDisplay()
     out = "".join(
         d.feed(c) for c in ["Trả ", "lời: ", "Có 6 ", "giải pháp [1].", "\nNguồn", ": [1]"]
     ) + d.feed("", final=True)
