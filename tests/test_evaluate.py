@@ -286,14 +286,8 @@ def test_confidence_sweep_replays_one_run_at_other_cuts() -> None:
 def test_an_answer_its_second_reading_contradicted_is_not_shown_at_any_cut() -> None:
     results = [
         _result(
-            True,
-            abstained=True,
-            answer="…",
-            withheld="w",
-            withheld_correct=True,
-            confidence=0.6,
-            signals={"reread": 0.0},
-        ),  # fmt: skip
+            True, abstained=True, withheld="w", withheld_correct=True, confidence=0.6, signals={"reread": 0.0}
+        ),
         _result(True, correct=True, citations=[{"n": 1}], confidence=0.6, signals={"reread": 1.0}),
     ]
     for row in confidence_sweep(results, (0.0, 0.5)):
