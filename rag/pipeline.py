@@ -368,7 +368,10 @@ class RAG:
         evidence = list(dict.fromkeys(f"({c.title}) {c.quote}" for c in answer.citations))  # a quote once
         second = strip_format(str(reread(question, evidence)))
         answer.timings.check_ms += (time.perf_counter() - t) * 1000
-        verdict = agrees(answer.short or answer.text, short_answer(question, CITATION.sub("", second)))
+        if says_not_found(second):  # judged on the whole reply: its short part may leave the words out
+            verdict = None
+        else:
+            verdict = agrees(answer.short or answer.text, short_answer(question, CITATION.sub("", second)))
         answer.signals["reread"] = None if verdict is None else float(verdict)
         return verdict is not False
 
