@@ -112,31 +112,24 @@ class LlamaCppGenerator:
     def reread(self, question: str, evidence: list[str]) -> str:
         """The model's answer to ``question`` from ``evidence`` (the cited sentences) alone: a short
         greedy generation whose instructions are already in the cache."""
-        tokens = self._tokens(reread_messages(question, evidence))
-        with self._lock:
-            pieces = Utf8Pieces(self._llm)
-            text = "".join(pieces(t) for t in self.decoder.generate(tokens, REREAD_TOKENS))
-            text += pieces.flush()
-        return text
+        return self._complete(reread_messages(question, evidence), REREAD_TOKENS)
 
     def translate(self, question: str) -> str:
         """``question`` in Vietnamese (a short greedy generation), or "" when the model gave none."""
-        tokens = self._tokens(translate_messages(question))
-        with self._lock:
-            pieces = Utf8Pieces(self._llm)
-            text = "".join(pieces(t) for t in self.decoder.generate(tokens, TRANSLATION_TOKENS))
-            text += pieces.flush()
-        return translation(text)
+        return translation(self._complete(translate_messages(question), TRANSLATION_TOKENS))
 
     def to_english(self, answer: str) -> str:
         """``answer`` (checked, in Vietnamese) in English, or "" when the model gave no faithful one."""
-        tokens = self._tokens(english_messages(answer))
         limit = 2 * len(self._llm.tokenize(answer.encode("utf-8"), add_bos=False)) + 16
+        return english_answer(self._complete(english_messages(answer), limit), answer)
+
+    def _complete(self, msgs: list[dict[str, str]], max_tokens: int) -> str:
+        """The text of one short greedy generation for ``msgs`` (a translation, a second reading)."""
+        tokens = self._tokens(msgs)
         with self._lock:
             pieces = Utf8Pieces(self._llm)
-            text = "".join(pieces(t) for t in self.decoder.generate(tokens, limit))
-            text += pieces.flush()
-        return english_answer(text, answer)
+            text = "".join(pieces(t) for t in self.decoder.generate(tokens, max_tokens))
+            return text + pieces.flush()
 
 
 def _chat_formatter(llm: Any) -> Any:
