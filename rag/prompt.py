@@ -6,6 +6,7 @@ The instructions come first and never change, so a backend with a prompt cache r
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import replace
 
@@ -116,6 +117,24 @@ def messages(
 # Qwen's vocabulary, unlike "Có", whose first token "C" starts many words).
 SUPPORT_QUESTION = "Does the excerpt above clearly state this answer to the question? Answer Yes or No."
 YES, NO = "Yes", "No"
+
+
+def yes_probability(top: dict[str, float]) -> float | None:
+    """P("Yes" | "Yes" or "No") from a next token's most likely tokens and their log-probabilities
+    (as a server lists them: " Yes" and "Yes" both count). None when neither is listed; when one is
+    missing, the least likely token listed stands in for it, an upper bound of its probability."""
+    yes = [lp for tok, lp in top.items() if tok.strip() == YES]
+    no = [lp for tok, lp in top.items() if tok.strip() == NO]
+    if not yes and not no:
+        return None
+    floor = min(top.values())
+    gap = _logsumexp(no or [floor]) - _logsumexp(yes or [floor])
+    return 1.0 / (1.0 + math.exp(min(gap, 700.0)))
+
+
+def _logsumexp(xs: list[float]) -> float:
+    m = max(xs)
+    return m + math.log(sum(math.exp(x - m) for x in xs))
 
 
 def support_messages(question: str, answer: str, evidence: list[str]) -> list[dict[str, str]]:

@@ -1,5 +1,6 @@
 import hashlib
 import json
+import math
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -12,7 +13,10 @@ from rag.generators import make_generator
 from rag.generators.extractive import ExtractiveGenerator
 from rag.generators.model_files import EXPECTED_SHA256, EXPECTED_SIZE, ensure_model, part_paths
 from rag.generators.openai import OpenAIGenerator
+from rag.pipeline import RAG
 from rag.types import Chunk, Hit
+
+from .conftest import INDEX
 
 
 def passages() -> list[Hit]:
@@ -72,24 +76,55 @@ def test_unknown_generator() -> None:
 
 
 class _Handler(BaseHTTPRequestHandler):
+    """A chat server: model "missing" is unknown, "plain" refuses log-probabilities (as some servers
+    do), the others give them; a one-token completion is the support check's "Yes"/"No"."""
+
     received: list[dict] = []
+    pieces = ["Trả lời: Có ", "6 giải pháp", " lớn [1].", "\nNguồn: [1]"]
+    yes_no = [
+        {"token": " Yes", "logprob": -0.4},
+        {"token": "No", "logprob": -1.6},
+        {"token": "Tr", "logprob": -3.0},
+    ]
 
     def do_POST(self) -> None:  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         _Handler.received.append(body)
-        if body["model"] == "missing":
-            self.send_response(404)
+        if body["model"] == "missing" or (body["model"] == "plain" and "logprobs" in body):
+            self.send_response(404 if body["model"] == "missing" else 400)
             self.end_headers()
-            self.wfile.write(b'{"error": "model not found"}')
+            self.wfile.write(
+                b'{"error": "model not found"}' if body["model"] == "missing" else b'{"error": "logprobs"}'
+            )
+            return
+        given = body.get("logprobs") is True
+        if not body.get("stream"):
+            one = body["max_tokens"] == 1
+            choice = {
+                "message": {"content": "Yes" if one else "Trả lời: 6 giải pháp lớn [1]"},
+                "logprobs": {"content": [{"token": "Yes", "logprob": -0.4, "top_logprobs": self.yes_no}]}
+                if given and one
+                else None,
+            }
+            self._send(200, "application/json", json.dumps({"choices": [choice]}).encode())
             return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
-        for piece in ["Trả lời: Có ", "6 giải pháp", " lớn [1].", "\nNguồn: [1]"]:
-            chunk = {"choices": [{"delta": {"content": piece}, "index": 0}]}
+        for i, piece in enumerate(self.pieces):
+            chunk: dict = {"choices": [{"delta": {"content": piece}, "index": 0}]}
+            if given:
+                chunk["choices"][0]["logprobs"] = {"content": [{"token": piece, "logprob": -0.1 * (i + 1)}]}
             self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
             self.wfile.flush()
         self.wfile.write(b"data: [DONE]\n\n")
+
+    def _send(self, status: int, kind: str, data: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
         pass
@@ -106,10 +141,40 @@ def openai_server():  # type: ignore[no-untyped-def]
 def test_openai_compatible_streaming(openai_server: str) -> None:
     gen = OpenAIGenerator(openai_server, "qwen", api_key="k", max_new_tokens=50)
     pieces = list(gen.stream("Chỉ thị 16 đưa ra bao nhiêu giải pháp?", passages(), []))
-    assert pieces == ["Trả lời: Có ", "6 giải pháp", " lớn [1].", "\nNguồn: [1]"]
+    assert pieces == _Handler.pieces
     sent = _Handler.received[-1]
     assert sent["stream"] is True and sent["model"] == "qwen" and sent["max_tokens"] == 50
     assert sent["messages"][0]["role"] == "system" and "[1]" in sent["messages"][-1]["content"]
+    assert gen.last_logprobs() == pytest.approx([-0.1, -0.2, -0.3, -0.4])  # the answer's tokens, in order
+
+
+def test_openai_answers_are_rated_from_the_servers_log_probabilities(openai_server: str) -> None:
+    gen = OpenAIGenerator(openai_server, "qwen")
+    p = gen.support_probability("Chỉ thị 16 đưa ra bao nhiêu giải pháp?", "6", ["(T) đưa ra 6 giải pháp lớn"])
+    assert p == pytest.approx(1 / (1 + math.exp(-1.6 + 0.4)))  # " Yes" against "No", "Tr" ignored
+    sent = _Handler.received[-1]
+    assert sent["max_tokens"] == 1 and sent["logprobs"] is True and sent["top_logprobs"] == 20
+    assert "Yes or No" in sent["messages"][-1]["content"]
+    assert gen.reread("Chỉ thị 16 đưa ra bao nhiêu giải pháp?", ["(T) đưa ra 6 giải pháp lớn"]).endswith(
+        "[1]"
+    )
+    rag = RAG(
+        Settings(index_dir=str(INDEX), generator="openai"), generator=gen
+    )  # the pipeline rates what the server says
+    a = rag.ask("Chỉ thị 16/CT-TTg đưa ra bao nhiêu giải pháp lớn?")
+    assert a.signals["support"] == pytest.approx(p) and a.signals["mean_logprob"] == pytest.approx(-0.25)
+    assert a.confidence is not None
+
+
+def test_a_server_without_log_probabilities_still_answers_unrated(openai_server: str) -> None:
+    gen = OpenAIGenerator(openai_server, "plain")
+    assert list(gen.stream("Chỉ thị 16 đưa ra bao nhiêu giải pháp?", passages(), [])) == _Handler.pieces
+    assert "logprobs" not in _Handler.received[-1] and gen.last_logprobs() == []  # asked again without
+    assert gen.support_probability("q", "6", ["e"]) is None
+    a = RAG(Settings(index_dir=str(INDEX), generator="openai"), generator=gen).ask(
+        "Chỉ thị 16/CT-TTg đưa ra bao nhiêu giải pháp lớn?"
+    )
+    assert not a.abstained and a.confidence is None and a.signals["support"] is None
 
 
 def test_openai_errors_say_what_to_check(openai_server: str) -> None:

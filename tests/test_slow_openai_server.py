@@ -71,6 +71,9 @@ def test_openai_generator_answers_through_a_real_server(llama_server: str) -> No
     assert "6" in a.text and "[1]" in a.text and deltas and a.timings.tokens >= 2  # the server streamed
     assert any("6 giải pháp lớn" in c.text for c in a.citations)
     assert a.citations[0].quote in a.citations[0].text
+    # rated as the local model's answers are, from the server's log-probabilities
+    assert a.confidence is not None and a.confidence > 0.5 and a.signals["support"] > 0.5
+    assert a.signals["mean_logprob"] is not None and a.signals["mean_logprob"] < 0
 
 
 def test_openai_generator_translates_an_english_question(llama_server: str) -> None:

@@ -1,23 +1,40 @@
-"""Any OpenAI-compatible chat server (vLLM, Ollama, llama.cpp server), streamed over HTTP."""
+"""Any OpenAI-compatible chat server (vLLM, Ollama, llama.cpp server), streamed over HTTP.
+
+Its answers are rated as the local model's are when the server returns log-probabilities (OpenAI,
+vLLM, llama.cpp's servers do): the answer's token log-probabilities come with the stream, and the
+support check reads "Yes"/"No" from the first token's most likely alternatives of a one-token
+completion. A server that refuses ``logprobs`` is asked again without them, and its answers are not
+rated (``support_probability`` gives None).
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 
 from ..errors import ModelLoadError
 from ..prompt import (
+    REREAD_TOKENS,
     TRANSLATION_TOKENS,
     english_answer,
     english_messages,
     messages,
+    reread_messages,
+    support_messages,
     translate_messages,
     translation,
+    yes_probability,
 )
 from ..types import Hit
+
+logger = logging.getLogger(__name__)
+
+TOP_LOGPROBS = 20  # the most alternatives OpenAI's API lists for a token
 
 
 class OpenAIGenerator:
@@ -31,36 +48,59 @@ class OpenAIGenerator:
         self.max_new_tokens = max_new_tokens
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(timeout=timeout)
-        self._lock = threading.Lock()
+        self._logprobs = True  # until the server refuses them
+        self._local = threading.local()  # per request thread: the last answer's token log-probabilities
 
     def stream(self, question: str, passages: list[Hit], history: list[tuple[str, str]]) -> Iterator[str]:
-        body = {
+        body: dict[str, Any] = {
             "model": self.model,
             "messages": messages(question, passages, history),
             "stream": True,
             "temperature": 0,
             "max_tokens": self.max_new_tokens,
         }
+        self._local.logprobs = logprobs = []
         try:
-            with self._client.stream("POST", self.url, json=body, headers=self._headers) as resp:
-                if resp.status_code != 200:
-                    resp.read()
-                    raise ModelLoadError(
-                        f"{self.url} answered {resp.status_code}: {resp.text[:200]} — check RAG_OPENAI_BASE_URL, "
-                        "RAG_OPENAI_MODEL and RAG_OPENAI_API_KEY"
-                    )
-                for line in resp.iter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        break
-                    choice = json.loads(data)["choices"][0]
-                    text = (choice.get("delta") or {}).get("content")
-                    if text:
-                        yield text
+            for asked in (self._with_logprobs(body, 1), body):
+                with self._client.stream("POST", self.url, json=asked, headers=self._headers) as resp:
+                    if resp.status_code != 200:
+                        resp.read()
+                        if self._refused_logprobs(asked, resp):
+                            continue
+                        raise ModelLoadError(
+                            f"{self.url} answered {resp.status_code}: {resp.text[:200]} — check "
+                            "RAG_OPENAI_BASE_URL, RAG_OPENAI_MODEL and RAG_OPENAI_API_KEY"
+                        )
+                    for choice in _chunks(resp):
+                        logprobs += _token_logprobs(choice)
+                        text = (choice.get("delta") or {}).get("content")
+                        if text:
+                            yield text
+                    return
         except httpx.HTTPError as exc:
             raise self._unreachable(exc) from exc
+
+    def last_logprobs(self) -> list[float]:
+        """Log-probabilities of the tokens of this thread's last answer (empty before one, or when
+        the server gives none)."""
+        return list(getattr(self._local, "logprobs", []))
+
+    def support_probability(self, question: str, answer: str, evidence: list[str]) -> float | None:
+        """P("Yes" | "No") that ``evidence`` says ``answer`` answers ``question``, from a one-token
+        completion's listed alternatives; None when the server gives no log-probabilities."""
+        if not self._logprobs:
+            return None
+        body = {"model": self.model, "messages": support_messages(question, answer, evidence)}
+        choice = self._post(self._with_logprobs({**body, "temperature": 0, "max_tokens": 1}, TOP_LOGPROBS))
+        content = ((choice or {}).get("logprobs") or {}).get("content") or []
+        if not content:
+            return None
+        top = {str(t["token"]): float(t["logprob"]) for t in content[0].get("top_logprobs") or []}
+        return yes_probability(top) if top else None
+
+    def reread(self, question: str, evidence: list[str]) -> str:
+        """The model's answer to ``question`` from ``evidence`` (the cited sentences) alone."""
+        return self._complete(reread_messages(question, evidence), REREAD_TOKENS)
 
     def translate(self, question: str) -> str:
         """``question`` in Vietnamese from one short completion, or "" when the server gave none."""
@@ -72,17 +112,64 @@ class OpenAIGenerator:
 
     def _complete(self, msgs: list[dict[str, str]], max_tokens: int) -> str:
         """One short greedy completion's text ("" when the server answered with an error)."""
-        body = {"model": self.model, "messages": msgs, "temperature": 0, "max_tokens": max_tokens}
-        try:
-            resp = self._client.post(self.url, json=body, headers=self._headers)
-        except httpx.HTTPError as exc:
-            raise self._unreachable(exc) from exc
-        if resp.status_code != 200:
-            return ""  # the answer's own request reports what is wrong with the server
-        choices = resp.json().get("choices") or [{}]
-        return str((choices[0].get("message") or {}).get("content") or "")
+        choice = self._post(
+            {"model": self.model, "messages": msgs, "temperature": 0, "max_tokens": max_tokens}
+        )
+        return str(((choice or {}).get("message") or {}).get("content") or "")
+
+    def _post(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """The first choice of one completion, or None when the server answered with an error (the
+        answer's own request reports what is wrong with the server)."""
+        for asked in (body, _without_logprobs(body)):
+            try:
+                resp = self._client.post(self.url, json=asked, headers=self._headers)
+            except httpx.HTTPError as exc:
+                raise self._unreachable(exc) from exc
+            if resp.status_code == 200:
+                choices = resp.json().get("choices") or [{}]
+                return dict(choices[0])
+            if not self._refused_logprobs(asked, resp):
+                return None
+        return None
+
+    def _with_logprobs(self, body: dict[str, Any], top: int) -> dict[str, Any]:
+        return {**body, "logprobs": True, "top_logprobs": top} if self._logprobs else body
+
+    def _refused_logprobs(self, body: dict[str, Any], resp: httpx.Response) -> bool:
+        """Whether ``resp`` refused a request for log-probabilities (then they are not asked again)."""
+        if "logprobs" not in body or resp.status_code not in (400, 422):
+            return False
+        self._logprobs = False
+        logger.warning(
+            "%s does not give log-probabilities (%s): its answers are not rated for confidence",
+            self.url,
+            resp.text[:120],
+        )
+        return True
 
     def _unreachable(self, exc: Exception) -> ModelLoadError:
         return ModelLoadError(
             f"could not reach the OpenAI-compatible server at {self.url}: {exc} — start it or set RAG_OPENAI_BASE_URL"
         )
+
+
+def _chunks(resp: httpx.Response) -> Iterator[dict[str, Any]]:
+    """The first choice of each streamed chunk (server-sent events up to ``[DONE]``)."""
+    for line in resp.iter_lines():
+        if not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if data == "[DONE]":
+            return
+        choices = json.loads(data).get("choices") or []
+        if choices:
+            yield choices[0]
+
+
+def _token_logprobs(choice: dict[str, Any]) -> list[float]:
+    content = (choice.get("logprobs") or {}).get("content") or []
+    return [float(t["logprob"]) for t in content if t.get("logprob") is not None]
+
+
+def _without_logprobs(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k not in ("logprobs", "top_logprobs")}
