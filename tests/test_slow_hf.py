@@ -1,5 +1,6 @@
 """The Hugging Face backends, on models that need no download: a packaged one and a tiny random one."""
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,8 @@ from rag.config import Settings
 from rag.index import build_index
 from rag.pipeline import RAG
 from rag.retrieve import Retriever
+
+from .conftest import INDEX
 
 pytestmark = pytest.mark.slow
 
@@ -68,8 +71,6 @@ def test_transformers_generator_on_a_tiny_random_model(minilm_path: str, tmp_pat
     pytest.importorskip("transformers")
     from rag.generators.hf import TransformersGenerator
 
-    from .conftest import INDEX
-
     model = _tiny_chat_model(tmp_path / "tiny", minilm_path)
     gen = TransformersGenerator(model, max_new_tokens=8)
     rag = RAG(Settings(index_dir=str(INDEX), generator="transformers", hf_model=model), generator=gen)
@@ -79,3 +80,29 @@ def test_transformers_generator_on_a_tiny_random_model(minilm_path: str, tmp_pat
     a = rag.ask("Chỉ thị 16/CT-TTg đưa ra bao nhiêu giải pháp lớn?")
     assert a.generator == "transformers" and a.timings.tokens >= 1
     assert a.abstained  # random text supports nothing: it must not be presented as grounded
+
+
+def test_transformers_generator_gives_the_signals_answers_are_rated_on(
+    minilm_path: str, tmp_path: Path
+) -> None:
+    torch = pytest.importorskip("torch")
+    from rag.generators.hf import TransformersGenerator
+    from rag.prompt import NO, YES, messages, support_messages
+
+    gen = TransformersGenerator(_tiny_chat_model(tmp_path / "tiny", minilm_path), max_new_tokens=6)
+    hits = RAG(Settings(index_dir=str(INDEX), generator="extractive")).retrieve("Chỉ thị 16/CT-TTg", 2)
+    text = "".join(gen.stream("Chỉ thị 16/CT-TTg đưa ra bao nhiêu giải pháp lớn?", hits, []))
+    logprobs = gen.last_logprobs()
+    assert text and 1 <= len(logprobs) <= 6 and all(lp <= 0 for lp in logprobs)  # one per token written
+    # greedy: each token written is the most likely one, so its log-probability is the step's maximum
+    inputs = gen._inputs(messages("Chỉ thị 16/CT-TTg đưa ra bao nhiêu giải pháp lớn?", hits, []))
+    with torch.no_grad():
+        first = torch.log_softmax(gen.model(**inputs).logits[0, -1].float(), dim=-1)
+    assert logprobs[0] == pytest.approx(float(first.max()), abs=1e-4)
+    # the support check is P(Yes) against P(No) at the prompt's next token
+    claim = ("Chỉ thị 16 đưa ra bao nhiêu giải pháp?", "6", ["(T) đưa ra 6 giải pháp lớn"])
+    with torch.no_grad():
+        logits = gen.model(**gen._inputs(support_messages(*claim))).logits[0, -1]
+    yes, no = (float(logits[gen.tokenizer.encode(w, add_special_tokens=False)[0]]) for w in (YES, NO))
+    assert gen.support_probability(*claim) == pytest.approx(1 / (1 + math.exp(no - yes)), rel=1e-4)
+    assert isinstance(gen.reread(claim[0], claim[2]), str) and isinstance(gen.translate("How many?"), str)

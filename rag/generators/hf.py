@@ -1,12 +1,31 @@
-"""Any Hugging Face causal LM with a chat template, via transformers (for a Space or a GPU)."""
+"""Any Hugging Face causal LM with a chat template, via transformers (for a Space or a GPU).
+
+Its answers are rated as the local model's are: the log-probabilities of the tokens it wrote, the
+support check read from the logits of one forward pass, a second reading of borderline answers; it
+translates English questions for the search and puts answers to them into English.
+"""
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 from ..errors import MissingDependencyError, ModelLoadError
-from ..prompt import messages
+from ..prompt import (
+    NO,
+    REREAD_TOKENS,
+    TRANSLATION_TOKENS,
+    YES,
+    english_answer,
+    english_messages,
+    messages,
+    reread_messages,
+    support_messages,
+    translate_messages,
+    translation,
+)
 from ..types import Hit
 
 
@@ -33,25 +52,38 @@ class TransformersGenerator:
         self.model.to(self.device).eval()  # type: ignore[arg-type]
         self.max_new_tokens = max_new_tokens
         self._lock = threading.Lock()
+        self._yes_no = [self._first_token(YES), self._first_token(NO)]
+        self._local = threading.local()  # per request thread: the last answer's token log-probabilities
+
+    def _first_token(self, word: str) -> int:
+        return int(self.tokenizer.encode(word, add_special_tokens=False)[0])
+
+    def _inputs(self, msgs: list[dict[str, str]]) -> dict[str, Any]:
+        prompt = self.tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+        enc = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+        return {k: enc[k].to(self.device) for k in ("input_ids", "attention_mask") if k in enc}
 
     def stream(self, question: str, passages: list[Hit], history: list[tuple[str, str]]) -> Iterator[str]:
         from transformers import TextIteratorStreamer
 
-        prompt = self.tokenizer.apply_chat_template(
-            messages(question, passages, history), add_generation_prompt=True, tokenize=False
-        )
-        enc = self.tokenizer(prompt, return_tensors="pt")
-        inputs = {k: enc[k].to(self.device) for k in ("input_ids", "attention_mask") if k in enc}
+        inputs = self._inputs(messages(question, passages, history))
         streamer = TextIteratorStreamer(
             self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300
         )
         failure: list[BaseException] = []
+        self._local.logprobs = logprobs = []
 
         def run() -> None:
             try:
-                self.model.generate(  # type: ignore[misc]
-                    **inputs, streamer=streamer, max_new_tokens=self.max_new_tokens, do_sample=False
+                out = self.model.generate(  # type: ignore[operator]
+                    **inputs,
+                    streamer=streamer,
+                    max_new_tokens=self.max_new_tokens,
+                    do_sample=False,
+                    output_scores=True,
+                    return_dict_in_generate=True,
                 )
+                logprobs.extend(_chosen_logprobs(out, inputs["input_ids"].shape[1]))
             except BaseException as exc:  # surfaced in the caller's thread below
                 failure.append(exc)
                 streamer.end()
@@ -65,3 +97,51 @@ class TransformersGenerator:
             worker.join()
         if failure:
             raise ModelLoadError(f"generation with transformers failed: {failure[0]}") from failure[0]
+
+    def last_logprobs(self) -> list[float]:
+        """Log-probabilities of the tokens of this thread's last answer (empty before one)."""
+        return list(getattr(self._local, "logprobs", []))
+
+    def support_probability(self, question: str, answer: str, evidence: list[str]) -> float:
+        """P("Yes" | "No") that ``evidence`` says ``answer`` answers ``question``: the logits of one
+        forward pass over a short prompt."""
+        import torch
+
+        inputs = self._inputs(support_messages(question, answer, evidence))
+        with self._lock, torch.no_grad():
+            logits = self.model(**inputs).logits[0, -1]
+        yes, no = (float(logits[t]) for t in self._yes_no)
+        return 1.0 / (1.0 + math.exp(min(no - yes, 700.0)))
+
+    def reread(self, question: str, evidence: list[str]) -> str:
+        """The model's answer to ``question`` from ``evidence`` (the cited sentences) alone."""
+        return self._complete(reread_messages(question, evidence), REREAD_TOKENS)
+
+    def translate(self, question: str) -> str:
+        """``question`` in Vietnamese (a short greedy generation), or "" when the model gave none."""
+        return translation(self._complete(translate_messages(question), TRANSLATION_TOKENS))
+
+    def to_english(self, answer: str) -> str:
+        """``answer`` (checked, in Vietnamese) in English, or "" when the model gave no faithful one."""
+        limit = 2 * len(self.tokenizer.encode(answer, add_special_tokens=False)) + 16
+        return english_answer(self._complete(english_messages(answer), limit), answer)
+
+    def _complete(self, msgs: list[dict[str, str]], max_tokens: int) -> str:
+        """The text of one short greedy generation for ``msgs``."""
+        import torch
+
+        inputs = self._inputs(msgs)
+        with self._lock, torch.no_grad():
+            out = self.model.generate(**inputs, max_new_tokens=max_tokens, do_sample=False)  # type: ignore[operator]
+        return str(self.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True))
+
+
+def _chosen_logprobs(out: Any, prompt_len: int) -> list[float]:
+    """log P of each token ``generate`` chose, from the scores it returned step by step."""
+    import torch
+
+    chosen = out.sequences[0, prompt_len:]
+    return [
+        float(torch.log_softmax(step[0].float(), dim=-1)[tok])
+        for step, tok in zip(out.scores, chosen.tolist())
+    ]
