@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from .errors import ModelLoadError
+
 CALIBRATION = Path(__file__).with_name("calibration.json")
 _CLIP = 1e-4
 # A question in another language (or typed without tone marks) shares no word pairs with Vietnamese
@@ -99,6 +101,25 @@ def load_calibration(path: Path = CALIBRATION) -> Calibration | None:
         raw.get("note", ""),
         {k: float(v) for k, v in raw.get("means", {}).items()},
     )
+
+
+def calibration_for(path: str) -> Calibration | None:
+    """The calibration at ``path`` (``RAG_CALIBRATION``, one fitted for another model), or the
+    shipped one when ``path`` is empty. A path that holds none is an error, not a silent "no rating"."""
+    if not path:
+        return load_calibration()
+    try:
+        calibration = load_calibration(Path(path))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ModelLoadError(
+            f"RAG_CALIBRATION={path} is not a calibration written by scripts/calibrate.py: {exc}"
+        ) from exc
+    if calibration is None:
+        raise ModelLoadError(
+            f"RAG_CALIBRATION={path}: no such file — write one with scripts/calibrate.py --out {path}, "
+            "or unset RAG_CALIBRATION to use the one fitted on the bundled model"
+        )
+    return calibration
 
 
 def fit_logistic(

@@ -56,6 +56,9 @@ class Settings:
     # answers less likely than this are read again from their cited sentences alone, and given only
     # when that reading finds the same words (0 = no second reading)
     recheck_below: float = 0.7
+    # the confidence model for another LLM (written by scripts/calibrate.py); empty = the shipped one,
+    # fitted on the bundled model's answers
+    calibration: str = ""
     cache_dir: str = ""
     upload_dir: str = ""
     feedback_file: str = ""

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from functools import cached_property
 
 from .cite import Verified, parse_markers, verify
-from .confidence import Signals, load_calibration
+from .confidence import Signals, calibration_for
 from .config import Settings
 from .embed import Embedder, make_embedder
 from .errors import EmptyQuestionError, MissingDependencyError, ModelLoadError
@@ -67,6 +67,7 @@ class RAG:
         generator: Generator | None = None,
     ) -> None:
         self.settings = settings or Settings()
+        calibration_for(self.settings.calibration)  # a wrong RAG_CALIBRATION fails here, not on an answer
         self._embedder = embedder
         self._generators: dict[str, Generator] = {}
         if generator is not None:
@@ -342,7 +343,7 @@ class RAG:
             )
         answer.signals = sig.as_dict()
         answer.timings.check_ms = (time.perf_counter() - t) * 1000
-        calibration = load_calibration()
+        calibration = calibration_for(self.settings.calibration)
         if calibration is not None and sig.support is not None and self.settings.min_confidence > 0:
             answer.confidence = calibration.probability(sig)
 

@@ -2,7 +2,11 @@
 
     RAG_MIN_CONFIDENCE=0 rag eval --qa eval/qa.jsonl --out /tmp/ev-seed
     RAG_MIN_CONFIDENCE=0 rag eval --qa ../shared/corpora/viquad2-dev/qa.jsonl --index /tmp/vq --out /tmp/ev-vq
-    python scripts/calibrate.py seed=/tmp/ev-seed/eval-local.json vq=/tmp/ev-vq/eval-local.json
+    python scripts/calibrate.py seed=/tmp/ev-seed/eval-local.json vq=/tmp/ev-vq/eval-local.json \
+        --qa eval/qa.jsonl ../shared/corpora/viquad2-dev/qa.jsonl
+
+For another model (a GGUF in RAG_LLM_PATH, a server, a Hugging Face model), run `rag eval` with it
+and `--generator` naming it, write the result elsewhere with `--out`, and point RAG_CALIBRATION at it.
 
 Every answer the local model gave (kept or held back) is a row: its label is whether it was right
 (keywords of an answerable question), its signals those the report stored, with the model's support
@@ -39,14 +43,17 @@ def rows_of(report: Path, qa: dict[str, dict]) -> list[dict]:
     return rows
 
 
-def rejudge(rows: list[dict]) -> None:
-    """The model's support judgement with the prompt the code ships."""
+def rejudge(rows: list[dict], generator: str) -> None:
+    """The model's support judgement with the prompt the code ships (``generator`` configured as
+    ``RAG_*`` says: the model whose answers the reports hold)."""
     from rag.cite import _MARK
     from rag.config import Settings
-    from rag.generators.local import LlamaCppGenerator
+    from rag.generators import make_generator
     from rag.short import short_answer
 
-    gen = LlamaCppGenerator(Settings())
+    gen = make_generator(generator, Settings())
+    if not hasattr(gen, "support_probability"):
+        sys.exit(f"generator {generator!r} has no support check to rate answers with")
     for r in rows:
         evidence = [
             f"({c.get('title', '')}) {c['quote']}" if c.get("title") else c["quote"] for c in r["citations"]
@@ -98,6 +105,9 @@ def main() -> None:
     ap.add_argument("--rows", help="fit from rated answers saved by --save-rows instead of reports")
     ap.add_argument("--features", default=",".join(FEATURES))
     ap.add_argument("--no-rejudge", action="store_true", help="use the support stored in the reports")
+    ap.add_argument(
+        "--generator", default="local", help="the model whose answers the reports hold (RAG_* settings)"
+    )
     ap.add_argument("--out", default=str(CALIBRATION))
     ap.add_argument("--save-rows", help="write the rated answers (with the new judgements) to this JSON file")
     args = ap.parse_args()
@@ -116,7 +126,7 @@ def main() -> None:
         print(f"{name}: {len(corpora[name])} rated answers, {sum(r['label'] for r in corpora[name])} right")
     if not args.no_rejudge and not args.rows:
         for rows in corpora.values():
-            rejudge(rows)
+            rejudge(rows, args.generator)
     if args.save_rows:
         Path(args.save_rows).write_text(json.dumps(corpora, ensure_ascii=False), encoding="utf-8")
     for name, rows in corpora.items():
@@ -127,7 +137,7 @@ def main() -> None:
         print(f"  {name}, no check: {len(rows)} answers, {sum(1 - r['label'] for r in rows)} wrong")
     everything = [r for rs in corpora.values() for r in rs]
     cal = fit_logistic(features(everything, names), [r["label"] for r in everything])
-    note = f"fitted by scripts/calibrate.py on {', '.join(corpora)}: {len(everything)} answers of the bundled model"
+    note = f"fitted by scripts/calibrate.py on {', '.join(corpora)}: {len(everything)} answers of generator {args.generator}"
     cal = Calibration(cal.weights, cal.bias, note, cal.means)
     print(f"all: {score(cal, everything, names)}")
     cal.save(Path(args.out))

@@ -9,6 +9,7 @@ import pytest
 from rag import confidence
 from rag.confidence import Calibration, Signals, fit_logistic, load_calibration
 from rag.config import Settings
+from rag.errors import ModelLoadError
 from rag.pipeline import NOT_FOUND, RAG
 from rag.types import Hit
 
@@ -72,7 +73,7 @@ QUESTION = "Bưu điện Việt Nam có bao nhiêu điểm giao dịch?"
 def by_support(monkeypatch: pytest.MonkeyPatch) -> None:
     """A calibration that follows the model's judgement alone (the real one is fitted on data)."""
     monkeypatch.setattr(
-        "rag.pipeline.load_calibration", lambda: Calibration({"support_logit": 1.0}, 0.0, "support only")
+        "rag.pipeline.calibration_for", lambda path: Calibration({"support_logit": 1.0}, 0.0, "support only")
     )
 
 
@@ -102,6 +103,19 @@ def test_min_confidence_zero_turns_the_check_off() -> None:
     gen = JudgedGenerator(REPLY, support=0.1)
     a = RAG(Settings(index_dir=str(INDEX), generator="judged", min_confidence=0), generator=gen).ask(QUESTION)
     assert not a.abstained and a.confidence is None and a.signals["support"] == 0.1
+
+
+def test_a_calibration_fitted_for_another_model_is_used_when_named(tmp_path: Path) -> None:
+    strict = tmp_path / "strict.json"  # a model whose answers are right only when it is very sure
+    Calibration({"support_logit": 1.0}, -3.0, "another model").save(strict)
+    settings = Settings(index_dir=str(INDEX), generator="judged", calibration=str(strict))
+    a = RAG(settings, generator=JudgedGenerator(REPLY, support=0.9)).ask(QUESTION)
+    assert a.abstained and a.confidence == pytest.approx(1 / (1 + math.exp(3.0 - math.log(9))))
+    with pytest.raises(ModelLoadError, match="scripts/calibrate.py --out"):
+        RAG(Settings(index_dir=str(INDEX), calibration=str(tmp_path / "none.json")))
+    (tmp_path / "bad.json").write_text('{"weights": 1}', encoding="utf-8")
+    with pytest.raises(ModelLoadError, match="not a calibration"):
+        RAG(Settings(index_dir=str(INDEX), calibration=str(tmp_path / "bad.json")))
 
 
 class RereadingGenerator(JudgedGenerator):
