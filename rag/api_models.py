@@ -105,7 +105,8 @@ class AnswerExtras(BaseModel):
     )
     short: str = Field("", description='the words that answer the question, e.g. "6"; empty when abstaining')
     confidence: float | None = Field(
-        None, description="calibrated probability that the answer is right (local model; null when not rated)"
+        None,
+        description="calibrated probability that the answer is right (null when not rated: the extractive generator, or a server without log-probabilities)",
     )
     warnings: list[str] = Field(default_factory=list)
 
