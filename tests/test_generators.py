@@ -76,8 +76,9 @@ def test_unknown_generator() -> None:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """A chat server: model "missing" is unknown, "plain" refuses log-probabilities (as some servers
-    do), the others give them; a one-token completion is the support check's "Yes"/"No"."""
+    """A chat server: model "missing" is unknown, "plain" refuses log-probabilities with a 400, and
+    "nologits" fails on them; the others give them. A one-token completion is the support check's
+    "Yes"/"No"."""
 
     received: list[dict] = []
     pieces = ["Trả lời: Có ", "6 giải pháp", " lớn [1].", "\nNguồn: [1]"]
@@ -98,6 +99,15 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         given = body.get("logprobs") is True
+        if body["model"] == "nologits" and given:  # llama-cpp-python's server without logits_all
+            if not body.get("stream"):
+                self._send(500, "application/json", b'{"error": {"message": "logprobs is not supported"}}')
+                return
+            self.send_response(200)  # the stream fails before its first chunk, and the connection drops
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            self.close_connection = True
+            return
         if not body.get("stream"):
             one = body["max_tokens"] == 1
             choice = {
@@ -166,8 +176,9 @@ def test_openai_answers_are_rated_from_the_servers_log_probabilities(openai_serv
     assert a.confidence is not None
 
 
-def test_a_server_without_log_probabilities_still_answers_unrated(openai_server: str) -> None:
-    gen = OpenAIGenerator(openai_server, "plain")
+@pytest.mark.parametrize("model", ["plain", "nologits"])
+def test_a_server_without_log_probabilities_still_answers_unrated(openai_server: str, model: str) -> None:
+    gen = OpenAIGenerator(openai_server, model)
     assert list(gen.stream("Chỉ thị 16 đưa ra bao nhiêu giải pháp?", passages(), [])) == _Handler.pieces
     assert "logprobs" not in _Handler.received[-1] and gen.last_logprobs() == []  # asked again without
     assert gen.support_probability("q", "6", ["e"]) is None
@@ -175,6 +186,7 @@ def test_a_server_without_log_probabilities_still_answers_unrated(openai_server:
         "Chỉ thị 16/CT-TTg đưa ra bao nhiêu giải pháp lớn?"
     )
     assert not a.abstained and a.confidence is None and a.signals["support"] is None
+    assert any("not rated" in w for w in a.warnings)  # said, not silently skipped
 
 
 def test_openai_errors_say_what_to_check(openai_server: str) -> None:

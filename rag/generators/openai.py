@@ -3,8 +3,8 @@
 Its answers are rated as the local model's are when the server returns log-probabilities (OpenAI,
 vLLM, llama.cpp's servers do): the answer's token log-probabilities come with the stream, and the
 support check reads "Yes"/"No" from the first token's most likely alternatives of a one-token
-completion. A server that refuses ``logprobs`` is asked again without them, and its answers are not
-rated (``support_probability`` gives None).
+completion. Whether the server gives them is asked once; a server that does not is not asked for
+them again, and its answers are not rated (``support_probability`` gives None).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from ..errors import ModelLoadError
 from ..prompt import (
     REREAD_TOKENS,
     TRANSLATION_TOKENS,
+    YES,
     english_answer,
     english_messages,
     messages,
@@ -48,7 +49,8 @@ class OpenAIGenerator:
         self.max_new_tokens = max_new_tokens
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(timeout=timeout)
-        self._logprobs = True  # until the server refuses them
+        self._logprobs: bool | None = None  # whether the server gives log-probabilities, once asked
+        self._probe_lock = threading.Lock()
         self._local = threading.local()  # per request thread: the last answer's token log-probabilities
 
     def stream(self, question: str, passages: list[Hit], history: list[tuple[str, str]]) -> Iterator[str]:
@@ -61,22 +63,20 @@ class OpenAIGenerator:
         }
         self._local.logprobs = logprobs = []
         try:
-            for asked in (self._with_logprobs(body, 1), body):
-                with self._client.stream("POST", self.url, json=asked, headers=self._headers) as resp:
-                    if resp.status_code != 200:
-                        resp.read()
-                        if self._refused_logprobs(asked, resp):
-                            continue
-                        raise ModelLoadError(
-                            f"{self.url} answered {resp.status_code}: {resp.text[:200]} — check "
-                            "RAG_OPENAI_BASE_URL, RAG_OPENAI_MODEL and RAG_OPENAI_API_KEY"
-                        )
-                    for choice in _chunks(resp):
-                        logprobs += _token_logprobs(choice)
-                        text = (choice.get("delta") or {}).get("content")
-                        if text:
-                            yield text
-                    return
+            with self._client.stream(
+                "POST", self.url, json=self._with_logprobs(body, 1), headers=self._headers
+            ) as resp:
+                if resp.status_code != 200:
+                    resp.read()
+                    raise ModelLoadError(
+                        f"{self.url} answered {resp.status_code}: {resp.text[:200]} — check "
+                        "RAG_OPENAI_BASE_URL, RAG_OPENAI_MODEL and RAG_OPENAI_API_KEY"
+                    )
+                for choice in _chunks(resp):
+                    logprobs += _token_logprobs(choice)
+                    text = (choice.get("delta") or {}).get("content")
+                    if text:
+                        yield text
         except httpx.HTTPError as exc:
             raise self._unreachable(exc) from exc
 
@@ -88,7 +88,7 @@ class OpenAIGenerator:
     def support_probability(self, question: str, answer: str, evidence: list[str]) -> float | None:
         """P("Yes" | "No") that ``evidence`` says ``answer`` answers ``question``, from a one-token
         completion's listed alternatives; None when the server gives no log-probabilities."""
-        if not self._logprobs:
+        if not self._gives_logprobs():
             return None
         body = {"model": self.model, "messages": support_messages(question, answer, evidence)}
         choice = self._post(self._with_logprobs({**body, "temperature": 0, "max_tokens": 1}, TOP_LOGPROBS))
@@ -120,32 +120,46 @@ class OpenAIGenerator:
     def _post(self, body: dict[str, Any]) -> dict[str, Any] | None:
         """The first choice of one completion, or None when the server answered with an error (the
         answer's own request reports what is wrong with the server)."""
-        for asked in (body, _without_logprobs(body)):
-            try:
-                resp = self._client.post(self.url, json=asked, headers=self._headers)
-            except httpx.HTTPError as exc:
-                raise self._unreachable(exc) from exc
-            if resp.status_code == 200:
-                choices = resp.json().get("choices") or [{}]
-                return dict(choices[0])
-            if not self._refused_logprobs(asked, resp):
-                return None
-        return None
+        try:
+            resp = self._client.post(self.url, json=body, headers=self._headers)
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc) from exc
+        if resp.status_code != 200:
+            return None
+        choices = resp.json().get("choices") or [{}]
+        return dict(choices[0])
 
     def _with_logprobs(self, body: dict[str, Any], top: int) -> dict[str, Any]:
-        return {**body, "logprobs": True, "top_logprobs": top} if self._logprobs else body
+        return {**body, "logprobs": True, "top_logprobs": top} if self._gives_logprobs() else body
 
-    def _refused_logprobs(self, body: dict[str, Any], resp: httpx.Response) -> bool:
-        """Whether ``resp`` refused a request for log-probabilities (then they are not asked again)."""
-        if "logprobs" not in body or resp.status_code not in (400, 422):
-            return False
-        self._logprobs = False
-        logger.warning(
-            "%s does not give log-probabilities (%s): its answers are not rated for confidence",
-            self.url,
-            resp.text[:120],
-        )
-        return True
+    def _gives_logprobs(self) -> bool:
+        """Whether the server returns log-probabilities, asked once with a one-token completion.
+        Servers that refuse them answer 400 or 422, or fail (llama-cpp-python's server without
+        ``logits_all`` answers 500, and breaks a stream without a word); others ignore them. A
+        server that cannot be asked yet is asked again next time."""
+        with self._probe_lock:
+            if self._logprobs is None:
+                body = {"model": self.model, "messages": [{"role": "user", "content": YES}], "max_tokens": 1}
+                try:
+                    resp = self._client.post(
+                        self.url, json={**body, "logprobs": True, "top_logprobs": 1}, headers=self._headers
+                    )
+                except httpx.HTTPError:
+                    return False  # the request itself reports the server unreachable
+                if resp.status_code == 200:
+                    choices = resp.json().get("choices") or [{}]
+                    self._logprobs = bool(_token_logprobs(choices[0]))
+                elif resp.status_code in (400, 422) or resp.status_code >= 500 and "logprobs" in resp.text:
+                    self._logprobs = False
+                else:
+                    return False  # an unknown model or a bad key: the request itself reports it
+                if not self._logprobs:
+                    logger.warning(
+                        "%s gives no log-probabilities (%s): its answers are not rated for confidence",
+                        self.url,
+                        resp.text[:120],
+                    )
+            return self._logprobs
 
     def _unreachable(self, exc: Exception) -> ModelLoadError:
         return ModelLoadError(
@@ -169,7 +183,3 @@ def _chunks(resp: httpx.Response) -> Iterator[dict[str, Any]]:
 def _token_logprobs(choice: dict[str, Any]) -> list[float]:
     content = (choice.get("logprobs") or {}).get("content") or []
     return [float(t["logprob"]) for t in content if t.get("logprob") is not None]
-
-
-def _without_logprobs(body: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in body.items() if k not in ("logprobs", "top_logprobs")}
