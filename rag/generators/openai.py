@@ -147,7 +147,10 @@ class OpenAIGenerator:
                 except httpx.HTTPError:
                     return False  # the request itself reports the server unreachable
                 if resp.status_code == 200:
-                    choices = resp.json().get("choices") or [{}]
+                    try:
+                        choices = resp.json().get("choices") or [{}]
+                    except ValueError:
+                        choices = [{}]  # not a chat completion: the request itself reports it
                     self._logprobs = bool(_token_logprobs(choices[0]))
                 elif resp.status_code in (400, 422) or resp.status_code >= 500 and "logprobs" in resp.text:
                     self._logprobs = False
