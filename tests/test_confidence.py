@@ -212,3 +212,50 @@ def test_translated_english_question_gets_no_cross_lingual_allowance() -> None:
     assert english.features()["top_cosine"] == pytest.approx(0.8 + confidence.CROSS_LINGUAL)
     assert translated.features()["top_cosine"] == pytest.approx(0.8)
     assert translated.features()["coverage"] is None  # English words: nothing to count either way
+
+
+def test_calibrate_script_fits_a_calibration_for_another_model(tmp_path: Path) -> None:
+    """`scripts/calibrate.py --generator openai --out FILE` on two corpora's reports: the file it
+    writes is what RAG_CALIBRATION loads, and its weights follow the model's own judgement."""
+    import json
+    import subprocess
+    import sys
+
+    from rag.confidence import calibration_for
+    from rag.config import PROJECT_ROOT
+
+    args = []
+    for corpus in ("a", "b"):
+        results, qa = [], []
+        for i in range(40):
+            right = i % 2 == 0
+            support = (0.85 if right else 0.3) + 0.01 * (i % 5)
+            signals = {"support": support, "mean_logprob": -0.2, "min_logprob": -1.0, "top_cosine": 0.85}
+            results.append(
+                {"id": f"{corpus}{i}", "question": "Có bao nhiêu điểm?", "answerable": True,
+                 "answer": f"{'13.000' if right else '7'} [1]", "abstained": False, "withheld": "",
+                 "signals": signals | {"coverage": 0.5}, "citations": [{"quote": "13.000 điểm", "title": "T"}]}
+            )  # fmt: skip
+            qa.append(
+                json.dumps({"id": f"{corpus}{i}", "question": "Có bao nhiêu điểm?", "keywords": ["13.000"]})
+            )
+        (tmp_path / f"{corpus}.json").write_text(json.dumps({"results": results}), encoding="utf-8")
+        (tmp_path / f"{corpus}.jsonl").write_text("\n".join(qa), encoding="utf-8")
+        args.append(corpus)
+    out = tmp_path / "openai-calibration.json"
+    cmd = [
+        sys.executable,
+        str(PROJECT_ROOT / "scripts" / "calibrate.py"),
+        "--no-rejudge",
+        "--generator",
+        "openai",
+    ]
+    cmd += (
+        [f"{c}={tmp_path / c}.json" for c in args] + ["--qa"] + [str(tmp_path / f"{c}.jsonl") for c in args]
+    )
+    cmd += ["--features", "support_logit,mean_logprob,top_cosine", "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    assert "held out a:" in done.stdout and "held out b:" in done.stdout
+    cal = calibration_for(str(out))
+    assert cal is not None and "generator openai" in cal.note and cal.weights["support_logit"] > 0.5
+    assert cal.probability(Signals(support=0.9, mean_logprob=-0.2, top_cosine=0.85)) > 0.8
