@@ -13,23 +13,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import MissingDependencyError, ModelLoadError
-from ..prompt import (
-    NO,
-    REREAD_TOKENS,
-    TRANSLATION_TOKENS,
-    YES,
-    english_answer,
-    english_messages,
-    messages,
-    reread_messages,
-    support_messages,
-    translate_messages,
-    translation,
-)
+from ..prompt import NO, YES, messages, support_messages
 from ..types import Hit
+from .completions import ShortCompletions
 
 
-class TransformersGenerator:
+class TransformersGenerator(ShortCompletions):
     name = "transformers"
 
     def __init__(self, model: str, max_new_tokens: int = 200, device: str | None = None) -> None:
@@ -113,18 +102,8 @@ class TransformersGenerator:
         yes, no = (float(logits[t]) for t in self._yes_no)
         return 1.0 / (1.0 + math.exp(min(no - yes, 700.0)))
 
-    def reread(self, question: str, evidence: list[str]) -> str:
-        """The model's answer to ``question`` from ``evidence`` (the cited sentences) alone."""
-        return self._complete(reread_messages(question, evidence), REREAD_TOKENS)
-
-    def translate(self, question: str) -> str:
-        """``question`` in Vietnamese (a short greedy generation), or "" when the model gave none."""
-        return translation(self._complete(translate_messages(question), TRANSLATION_TOKENS))
-
-    def to_english(self, answer: str) -> str:
-        """``answer`` (checked, in Vietnamese) in English, or "" when the model gave no faithful one."""
-        limit = 2 * len(self.tokenizer.encode(answer, add_special_tokens=False)) + 16
-        return english_answer(self._complete(english_messages(answer), limit), answer)
+    def _english_limit(self, answer: str) -> int:
+        return 2 * len(self.tokenizer.encode(answer, add_special_tokens=False)) + 16
 
     def _complete(self, msgs: list[dict[str, str]], max_tokens: int) -> str:
         """The text of one short greedy generation for ``msgs``."""

@@ -12,20 +12,9 @@ from typing import Any
 
 from ..config import Settings
 from ..errors import MissingDependencyError, ModelLoadError
-from ..prompt import (
-    NO,
-    REREAD_TOKENS,
-    TRANSLATION_TOKENS,
-    YES,
-    english_answer,
-    english_messages,
-    messages,
-    reread_messages,
-    support_messages,
-    translate_messages,
-    translation,
-)
+from ..prompt import NO, YES, messages, support_messages
 from ..types import Hit
+from .completions import ShortCompletions
 from .decode import LookupDecoder, Utf8Pieces, shared_prefix
 from .model_files import ensure_model
 
@@ -34,7 +23,7 @@ logger = logging.getLogger(__name__)
 REPEAT_PENALTY = 1.05  # a light penalty stops the small model from looping on lists
 
 
-class LlamaCppGenerator:
+class LlamaCppGenerator(ShortCompletions):
     """Streams a chat completion from a local GGUF; one request at a time per model."""
 
     name = "local"
@@ -109,19 +98,8 @@ class LlamaCppGenerator:
             yes, no = self.decoder.next_logits(tokens, self._yes_no)
         return 1.0 / (1.0 + math.exp(no - yes))
 
-    def reread(self, question: str, evidence: list[str]) -> str:
-        """The model's answer to ``question`` from ``evidence`` (the cited sentences) alone: a short
-        greedy generation whose instructions are already in the cache."""
-        return self._complete(reread_messages(question, evidence), REREAD_TOKENS)
-
-    def translate(self, question: str) -> str:
-        """``question`` in Vietnamese (a short greedy generation), or "" when the model gave none."""
-        return translation(self._complete(translate_messages(question), TRANSLATION_TOKENS))
-
-    def to_english(self, answer: str) -> str:
-        """``answer`` (checked, in Vietnamese) in English, or "" when the model gave no faithful one."""
-        limit = 2 * len(self._llm.tokenize(answer.encode("utf-8"), add_bos=False)) + 16
-        return english_answer(self._complete(english_messages(answer), limit), answer)
+    def _english_limit(self, answer: str) -> int:
+        return 2 * len(self._llm.tokenize(answer.encode("utf-8"), add_bos=False)) + 16
 
     def _complete(self, msgs: list[dict[str, str]], max_tokens: int) -> str:
         """The text of one short greedy generation for ``msgs`` (a translation, a second reading)."""

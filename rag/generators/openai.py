@@ -18,27 +18,16 @@ from typing import Any
 import httpx
 
 from ..errors import ModelLoadError
-from ..prompt import (
-    REREAD_TOKENS,
-    TRANSLATION_TOKENS,
-    YES,
-    english_answer,
-    english_messages,
-    messages,
-    reread_messages,
-    support_messages,
-    translate_messages,
-    translation,
-    yes_probability,
-)
+from ..prompt import YES, messages, support_messages, yes_probability
 from ..types import Hit
+from .completions import ShortCompletions
 
 logger = logging.getLogger(__name__)
 
 TOP_LOGPROBS = 20  # the most alternatives OpenAI's API lists for a token
 
 
-class OpenAIGenerator:
+class OpenAIGenerator(ShortCompletions):
     name = "openai"
 
     def __init__(
@@ -97,18 +86,6 @@ class OpenAIGenerator:
             return None
         top = {str(t["token"]): float(t["logprob"]) for t in content[0].get("top_logprobs") or []}
         return yes_probability(top) if top else None
-
-    def reread(self, question: str, evidence: list[str]) -> str:
-        """The model's answer to ``question`` from ``evidence`` (the cited sentences) alone."""
-        return self._complete(reread_messages(question, evidence), REREAD_TOKENS)
-
-    def translate(self, question: str) -> str:
-        """``question`` in Vietnamese from one short completion, or "" when the server gave none."""
-        return translation(self._complete(translate_messages(question), TRANSLATION_TOKENS))
-
-    def to_english(self, answer: str) -> str:
-        """``answer`` (checked, in Vietnamese) in English, or "" when the server gave no faithful one."""
-        return english_answer(self._complete(english_messages(answer), 4 * TRANSLATION_TOKENS), answer)
 
     def _complete(self, msgs: list[dict[str, str]], max_tokens: int) -> str:
         """One short greedy completion's text ("" when the server answered with an error)."""
