@@ -342,9 +342,7 @@ class RAG:
                 asked, answer.short or CITATION.sub("", answer.text), evidence
             )
             if sig.support is None:
-                answer.warnings.append(
-                    f"{gen.name}: the model gives no log-probabilities, the answer is not rated"
-                )
+                answer.warnings.append(f"{gen.name} gives no log-probabilities: the answer is not rated")
         answer.signals = sig.as_dict()
         answer.timings.check_ms = (time.perf_counter() - t) * 1000
         calibration = calibration_for(self.settings.calibration)
