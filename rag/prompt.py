@@ -128,8 +128,12 @@ def yes_probability(top: dict[str, float]) -> float | None:
     if not yes and not no:
         return None
     floor = min(top.values())
-    gap = _logsumexp(no or [floor]) - _logsumexp(yes or [floor])
-    return 1.0 / (1.0 + math.exp(min(gap, 700.0)))
+    return yes_share(_logsumexp(yes or [floor]), _logsumexp(no or [floor]))
+
+
+def yes_share(yes: float, no: float) -> float:
+    """P("Yes") among "Yes" and "No", from their logits or log-probabilities."""
+    return 1.0 / (1.0 + math.exp(min(no - yes, 700.0)))
 
 
 def _logsumexp(xs: list[float]) -> float:

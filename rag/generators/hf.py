@@ -7,13 +7,12 @@ translates English questions for the search and puts answers to them into Englis
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 from ..errors import MissingDependencyError, ModelLoadError
-from ..prompt import NO, YES, messages, support_messages
+from ..prompt import NO, YES, messages, support_messages, yes_share
 from ..types import Hit
 from .completions import ShortCompletions
 
@@ -100,7 +99,7 @@ class TransformersGenerator(ShortCompletions):
         with self._lock, torch.no_grad():
             logits = self.model(**inputs).logits[0, -1]
         yes, no = (float(logits[t]) for t in self._yes_no)
-        return 1.0 / (1.0 + math.exp(min(no - yes, 700.0)))
+        return yes_share(yes, no)
 
     def _english_limit(self, answer: str) -> int:
         return 2 * len(self.tokenizer.encode(answer, add_special_tokens=False)) + 16

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 import threading
 from collections.abc import Iterator
@@ -12,7 +11,7 @@ from typing import Any
 
 from ..config import Settings
 from ..errors import MissingDependencyError, ModelLoadError
-from ..prompt import NO, YES, messages, support_messages
+from ..prompt import NO, YES, messages, support_messages, yes_share
 from ..types import Hit
 from .completions import ShortCompletions
 from .decode import LookupDecoder, Utf8Pieces, shared_prefix
@@ -96,7 +95,7 @@ class LlamaCppGenerator(ShortCompletions):
         tokens = self._tokens(support_messages(question, answer, evidence))
         with self._lock:
             yes, no = self.decoder.next_logits(tokens, self._yes_no)
-        return 1.0 / (1.0 + math.exp(no - yes))
+        return yes_share(yes, no)
 
     def _english_limit(self, answer: str) -> int:
         return 2 * len(self._llm.tokenize(answer.encode("utf-8"), add_bos=False)) + 16
