@@ -46,6 +46,9 @@ class Settings:
     llm_ctx: int = 2048
     llm_draft_tokens: int = 16  # longest prompt-lookup draft per step (0 = plain greedy decoding)
     max_new_tokens: int = 200
+    # how far (in logits) a word that continues the passages may trail the model's choice and still
+    # be written instead: answers keep their passages' wording (local and transformers; 0 = off)
+    copy_bias: float = 2.0
     hf_model: str = "Qwen/Qwen2.5-1.5B-Instruct"  # transformers generator
     openai_base_url: str = "http://127.0.0.1:8080/v1"
     openai_model: str = "local"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rag.generators import decode
-from rag.generators.decode import LookupDecoder, greedy_pick, lookup_draft
+from rag.generators.decode import CopyBias, LookupDecoder, lookup_draft, penalised
 
 VOCAB = 32
 EOS = 0
@@ -162,10 +162,11 @@ def test_lookup_draft() -> None:
     assert lookup_draft(hist, 3, start=1) == []  # the only earlier "1 2 3" is before ``start``
 
 
-def test_greedy_pick_penalises_recent_tokens() -> None:
+def test_the_repetition_penalty_lowers_recent_tokens() -> None:
     logits = np.array([0.0, 2.0, 1.95, -1.0], dtype=np.float32)
-    assert greedy_pick(logits, [], 1.05) == 1
-    assert greedy_pick(logits, [1], 1.05) == 2  # 2.0 / 1.05 < 1.95
+    assert np.argmax(penalised(logits, [], 1.05)) == 1
+    assert np.argmax(penalised(logits, [1], 1.05)) == 2  # 2.0 / 1.05 < 1.95
+    assert np.argmax(penalised(logits, [3, 3], 1.05)) == 1 and penalised(logits, [3], 1.05)[3] < -1.0
     assert logits[1] == 2.0  # the model's logits are not modified in place
 
 
@@ -185,3 +186,76 @@ def test_next_logits_reads_one_forward_pass_and_reuses_the_cache() -> None:
     list(dec.generate([1, 2, 3, 4], 2))
     assert dec.next_logits([1, 2, 3, 9, 9], [6, 7]) == [5.0, -1.0]
     assert api.decodes[-2:] == [2, 1] and api.kv == [1, 2, 3, 9, 9]  # from the block they part in
+
+
+def test_copy_bias_tips_a_near_tie_towards_the_passage_words() -> None:
+    marker = 30
+    copy = CopyBias([1, 2, 3, 4, 8], bias=2.0, ends_claim=lambda tok: tok == marker)
+    scores = np.full(VOCAB, -1.0, dtype=np.float32)
+    scores[5], scores[4] = 3.0, 1.5  # the model would skip the passage's 4
+    assert copy.pick(scores, [7, 1, 2, 3], 5) == 4
+    assert copy.pick(scores, [7, 1, 2, 9], 5) == 5  # the last three tokens are not in the passages
+    assert CopyBias([1, 2, 3, 4], 1.0, lambda tok: False).pick(scores, [1, 2, 3], 5) == 5  # not near
+    scores[marker] = 3.5
+    assert copy.pick(scores, [1, 2, 3], marker) == marker  # the claim ends there: no copy runs on
+    assert copy.pick(scores, [2, 3, 4], 8) == 8  # the model's choice is the copy already
+    assert CopyBias([1, 2], 2.0, lambda tok: False).pick(scores, [1, 2], 5) == 5  # too short to copy
+
+
+class NearTieApi(FakeApi):
+    """A toy model that skips a word of what it copies: its second choice, one logit behind the
+    first, is the word it left out."""
+
+    def __init__(self, rule, second):
+        super().__init__(rule)
+        self.second = second
+
+    def llama_decode(self, ctx, b):
+        rc = super().llama_decode(ctx, b)
+        for i, row in self.out.items():
+            seq = self.kv[: len(self.kv) - b.n_tokens + i + 1]
+            alt = self.second(seq)
+            if alt is not None:
+                row[alt] = 4.0
+        return rc
+
+
+def test_copy_bias_writes_the_word_the_model_skipped() -> None:
+    source = [20, 21, 22, 23, 24, 25]  # the passage: 20 21 22 23 24 25
+    written = {3: 20, 4: 21, 5: 22, 6: 24, 7: 25}  # after "1 2 3", the model writes the passage but 23
+
+    def rule(seq):
+        n = len(seq)
+        if seq[-3:] == [21, 22, 23]:
+            return 24  # back on the passage's track after the copied word
+        if seq[-3:] == [22, 23, 24]:
+            return 25
+        return written.get(n - 6, EOS) if n >= 9 else EOS
+
+    api = NearTieApi(rule, lambda seq: 23 if seq[-3:] == [20, 21, 22] else None)
+    llm = SimpleNamespace(**vars(fake_llm()), detokenize=lambda toks, special=False: b" w")
+    prompt = [*source, 1, 2, 3]
+    plain = list(LookupDecoder(llm, draft_tokens=4, api=api).generate(prompt, 10, draft_from=0))
+    assert plain == [20, 21, 22, 24, 25]
+    dec = LookupDecoder(llm, draft_tokens=4, api=NearTieApi(rule, api.second))
+    copied = list(dec.generate(prompt, 10, draft_from=0, copy_bias=2.0))
+    assert copied == [20, 21, 22, 23, 24, 25]
+    # the copied token's log-probability is the one the decoder chose it by: its logit plus the bias
+    others = (VOCAB - 2) * np.exp(-1.0)
+    assert np.isclose(dec.logprobs[3], 6.0 - np.log(np.exp(6.0) + np.exp(5.0) + others), atol=1e-5)
+    dec = LookupDecoder(llm, draft_tokens=4, api=NearTieApi(rule, api.second))
+    # from the question only (the passages are before ``draft_from``): nothing to copy
+    assert list(dec.generate(prompt, 10, draft_from=len(source), copy_bias=2.0)) == plain
+
+
+def test_the_transformers_path_gives_the_copied_token_the_same_bias() -> None:
+    torch = pytest.importorskip("torch")
+    from rag.generators.hf import _CopyProcessor
+
+    proc = _CopyProcessor(CopyBias([1, 2, 3, 4], 2.0, lambda tok: tok == 9))
+    scores = torch.full((1, 10), -1.0)
+    scores[0, 5], scores[0, 4] = 3.0, 1.5
+    out = proc(torch.tensor([[7, 1, 2, 3]]), scores)
+    assert int(out[0].argmax()) == 4 and float(out[0, 4]) == 3.5  # its score is the biased one
+    assert float(scores[0, 4]) == 1.5  # the model's scores are not changed in place
+    assert proc(torch.tensor([[7, 1, 2, 9]]), scores) is scores  # nothing to copy

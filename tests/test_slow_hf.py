@@ -89,7 +89,9 @@ def test_transformers_generator_gives_the_signals_answers_are_rated_on(
     from rag.generators.hf import TransformersGenerator
     from rag.prompt import NO, YES, messages, support_messages
 
-    gen = TransformersGenerator(_tiny_chat_model(tmp_path / "tiny", minilm_path), max_new_tokens=6)
+    gen = TransformersGenerator(
+        _tiny_chat_model(tmp_path / "tiny", minilm_path), max_new_tokens=6, copy_bias=2.0
+    )
     hits = RAG(Settings(index_dir=str(INDEX), generator="extractive")).retrieve("Chỉ thị 16/CT-TTg", 2)
     text = "".join(gen.stream("Chỉ thị 16/CT-TTg đưa ra bao nhiêu giải pháp lớn?", hits, []))
     logprobs = gen.last_logprobs()

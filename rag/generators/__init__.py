@@ -31,7 +31,7 @@ def make_generator(name: str, settings: Settings) -> Generator:
     if name == "transformers":
         from .hf import TransformersGenerator
 
-        return TransformersGenerator(settings.hf_model, settings.max_new_tokens)
+        return TransformersGenerator(settings.hf_model, settings.max_new_tokens, copy_bias=settings.copy_bias)
     if name == "openai":
         from .openai import OpenAIGenerator
 

@@ -1,6 +1,7 @@
 """Any Hugging Face causal LM with a chat template, via transformers (for a Space or a GPU).
 
-Its answers are rated as the local model's are: the log-probabilities of the tokens it wrote, the
+It decodes as the local model does, greedily with the same copy bias (``RAG_COPY_BIAS``), and its
+answers are rated as the local model's are: the log-probabilities of the tokens it wrote, the
 support check read from the logits of one forward pass, a second reading of borderline answers; it
 translates English questions for the search and puts answers to them into English.
 """
@@ -15,12 +16,15 @@ from ..errors import MissingDependencyError, ModelLoadError
 from ..prompt import NO, YES, messages, support_messages, yes_share
 from ..types import Hit
 from .completions import ShortCompletions
+from .decode import CopyBias, shared_prefix
 
 
 class TransformersGenerator(ShortCompletions):
     name = "transformers"
 
-    def __init__(self, model: str, max_new_tokens: int = 200, device: str | None = None) -> None:
+    def __init__(
+        self, model: str, max_new_tokens: int = 200, device: str | None = None, copy_bias: float = 0.0
+    ) -> None:
         try:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -39,6 +43,9 @@ class TransformersGenerator(ShortCompletions):
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device).eval()  # type: ignore[arg-type]
         self.max_new_tokens = max_new_tokens
+        self.copy_bias = copy_bias
+        config = self.model.generation_config
+        self._ends = {*_ids(config.eos_token_id), *_ids(self.tokenizer.eos_token_id)}
         self._lock = threading.Lock()
         self._yes_no = [self._first_token(YES), self._first_token(NO)]
         self._local = threading.local()  # per request thread: the last answer's token log-probabilities
@@ -54,7 +61,13 @@ class TransformersGenerator(ShortCompletions):
     def stream(self, question: str, passages: list[Hit], history: list[tuple[str, str]]) -> Iterator[str]:
         from transformers import TextIteratorStreamer
 
-        inputs = self._inputs(messages(question, passages, history))
+        msgs = messages(question, passages, history)
+        inputs = self._inputs(msgs)
+        extra: dict[str, Any] = {}
+        if self.copy_bias > 0:  # copy from what follows the fixed instructions, as the local model does
+            ids = inputs["input_ids"][0].tolist()
+            source = ids[shared_prefix(self._inputs(msgs[:1])["input_ids"][0].tolist(), ids) :]
+            extra["logits_processor"] = [_CopyProcessor(CopyBias(source, self.copy_bias, self._ends_claim))]
         streamer = TextIteratorStreamer(
             self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300
         )
@@ -70,6 +83,7 @@ class TransformersGenerator(ShortCompletions):
                     do_sample=False,
                     output_scores=True,
                     return_dict_in_generate=True,
+                    **extra,
                 )
                 logprobs.extend(_chosen_logprobs(out, inputs["input_ids"].shape[1]))
             except BaseException as exc:  # surfaced in the caller's thread below
@@ -85,6 +99,11 @@ class TransformersGenerator(ShortCompletions):
             worker.join()
         if failure:
             raise ModelLoadError(f"generation with transformers failed: {failure[0]}") from failure[0]
+
+    def _ends_claim(self, tok: int) -> bool:
+        """Whether ``tok`` ends a claim: an end token, a citation marker, a line break."""
+        piece = str(self.tokenizer.decode([tok]))
+        return tok in self._ends or not piece.strip() or piece.strip().startswith("[") or "\n" in piece
 
     def last_logprobs(self) -> list[float]:
         """Log-probabilities of the tokens of this thread's last answer (empty before one)."""
@@ -112,6 +131,27 @@ class TransformersGenerator(ShortCompletions):
         with self._lock, torch.no_grad():
             out = self.model.generate(**inputs, max_new_tokens=max_tokens, do_sample=False)  # type: ignore[operator]
         return str(self.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True))
+
+
+def _ids(value: int | list[int] | None) -> list[int]:
+    return [] if value is None else [value] if isinstance(value, int) else list(value)
+
+
+class _CopyProcessor:
+    """``CopyBias`` as a transformers logits processor for greedy search: the copied token gets
+    the bias, so it is the one chosen and its recorded score is the biased one, as on llama.cpp."""
+
+    def __init__(self, copy: CopyBias) -> None:
+        self.copy = copy
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        history = input_ids[0].tolist()
+        tok = int(scores[0].argmax())
+        copied = self.copy.pick(scores[0], history, tok)
+        if copied != tok:
+            scores = scores.clone()
+            scores[0, copied] += self.copy.bias
+        return scores
 
 
 def _chosen_logprobs(out: Any, prompt_len: int) -> list[float]:

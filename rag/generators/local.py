@@ -51,6 +51,7 @@ class LlamaCppGenerator(ShortCompletions):
             ) from exc
         self.model_path = str(path)
         self.max_new_tokens = settings.max_new_tokens
+        self.copy_bias = settings.copy_bias
         self._format = _chat_formatter(self._llm)
         self.decoder = LookupDecoder(self._llm, settings.llm_draft_tokens)
         self._instructions: int | None = None
@@ -77,7 +78,7 @@ class LlamaCppGenerator(ShortCompletions):
         with self._lock:  # one llama.cpp context: one request at a time; it keeps the prompt cache
             pieces = Utf8Pieces(self._llm)
             for tok in self.decoder.generate(
-                tokens, self.max_new_tokens, REPEAT_PENALTY, draft_from=self._instructions
+                tokens, self.max_new_tokens, REPEAT_PENALTY, self._instructions, self.copy_bias
             ):
                 yield pieces(tok)  # one piece a token (empty while a character spans tokens)
             tail = pieces.flush()
