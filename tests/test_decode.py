@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rag.generators import decode
-from rag.generators.decode import CopyBias, LookupDecoder, lookup_draft, penalised
+from rag.generators.decode import CopyBias, LookupDecoder, ends_claim, lookup_draft, penalised
 
 VOCAB = 32
 EOS = 0
@@ -188,6 +188,11 @@ def test_next_logits_reads_one_forward_pass_and_reuses_the_cache() -> None:
     assert api.decodes[-2:] == [2, 1] and api.kv == [1, 2, 3, 9, 9]  # from the block they part in
 
 
+def test_what_ends_a_claim() -> None:
+    assert all(map(ends_claim, [" [", "][", "]", ".", " .", "…", "?\n", "\n", "  ", ""]))
+    assert not any(map(ends_claim, [" tự", "thân", ",", " (", "2", "AI", ";"]))
+
+
 def test_copy_bias_tips_a_near_tie_towards_the_passage_words() -> None:
     marker = 30
     copy = CopyBias([1, 2, 3, 4, 8], bias=2.0, ends_claim=lambda tok: tok == marker)
@@ -198,6 +203,8 @@ def test_copy_bias_tips_a_near_tie_towards_the_passage_words() -> None:
     assert CopyBias([1, 2, 3, 4], 1.0, lambda tok: False).pick(scores, [1, 2, 3], 5) == 5  # not near
     scores[marker] = 3.5
     assert copy.pick(scores, [1, 2, 3], marker) == marker  # the claim ends there: no copy runs on
+    after = CopyBias([2, 3, marker, 4, 8], 2.0, lambda tok: tok == marker)
+    assert after.pick(scores, [2, 3, marker], 5) == 5  # right after a marker a new claim starts
     assert copy.pick(scores, [2, 3, 4], 8) == 8  # the model's choice is the copy already
     assert CopyBias([1, 2], 2.0, lambda tok: False).pick(scores, [1, 2], 5) == 5  # too short to copy
 

@@ -79,6 +79,13 @@ def penalised(logits: np.ndarray, history: Sequence[int], penalty: float) -> np.
     return logits
 
 
+def ends_claim(piece: str) -> bool:
+    """Whether a token written as ``piece`` ends a claim: (part of) a citation marker ("[1][2]" may
+    be written with a "][" token), a line break, the end of a sentence, or only spaces."""
+    text = piece.strip()
+    return not text or any(c in piece for c in "[]\n") or text.endswith((".", "!", "?", "…"))
+
+
 class CopyBias:
     """Copy-aware greedy decoding: where the last ``COPY_NGRAM`` tokens written also occur in the
     ``source`` (the passages and the question), a token that followed them there is chosen over
@@ -101,9 +108,10 @@ class CopyBias:
 
     def pick(self, scores: np.ndarray, history: Sequence[int], tok: int) -> int:
         """The token to write after ``history``, where the model's (penalised) ``scores`` chose ``tok``."""
-        follow = self._next.get(tuple(history[-COPY_NGRAM:]))
-        if not follow or tok in follow or self._ends_claim(tok):
-            return tok
+        tail = history[-COPY_NGRAM:]
+        follow = self._next.get(tuple(tail))
+        if not follow or tok in follow or any(map(self._ends_claim, [tok, *tail])):
+            return tok  # after a marker a new claim starts: the model chooses where from
         best = max(follow, key=lambda c: float(scores[c]))
         return best if scores[best] + self.bias > scores[tok] else tok
 
@@ -203,13 +211,12 @@ class LookupDecoder:
         return copied
 
     def _ends_claim(self, tok: int) -> bool:
-        """Whether ``tok`` ends a claim: the end of generation, a citation marker, a line break."""
+        """Whether ``tok`` ends a claim (``ends_claim``), or is the end of generation."""
         if self._is_end(tok):
             return True
         if tok not in self._pieces:
             self._pieces[tok] = bytes(self._llm.detokenize([tok], special=False))
-        piece = self._pieces[tok]
-        return not piece.strip() or piece.strip().startswith(b"[") or b"\n" in piece
+        return ends_claim(self._pieces[tok].decode("utf-8", "ignore"))
 
     def next_logits(self, prompt: Sequence[int], candidates: Sequence[int]) -> list[float]:
         """The logits of ``candidates`` for the token after ``prompt``: one forward pass over what

@@ -16,7 +16,7 @@ from ..errors import MissingDependencyError, ModelLoadError
 from ..prompt import NO, YES, messages, support_messages, yes_share
 from ..types import Hit
 from .completions import ShortCompletions
-from .decode import CopyBias, shared_prefix
+from .decode import CopyBias, ends_claim, shared_prefix
 
 
 class TransformersGenerator(ShortCompletions):
@@ -101,9 +101,8 @@ class TransformersGenerator(ShortCompletions):
             raise ModelLoadError(f"generation with transformers failed: {failure[0]}") from failure[0]
 
     def _ends_claim(self, tok: int) -> bool:
-        """Whether ``tok`` ends a claim: an end token, a citation marker, a line break."""
-        piece = str(self.tokenizer.decode([tok]))
-        return tok in self._ends or not piece.strip() or piece.strip().startswith("[") or "\n" in piece
+        """Whether ``tok`` ends a claim (``ends_claim``), or is an end token."""
+        return tok in self._ends or ends_claim(str(self.tokenizer.decode([tok])))
 
     def last_logprobs(self) -> list[float]:
         """Log-probabilities of the tokens of this thread's last answer (empty before one)."""
