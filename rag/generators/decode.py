@@ -94,8 +94,9 @@ class CopyBias:
     The small model copies clauses but skips words on the way: "Công nghệ số đã giúp cấp ủy, chính
     quyền kịp thời, nhanh chóng …" from "… cấp ủy, chính quyền các cấp nắm bắt tình hình dịch bệnh
     kịp thời, nhanh chóng …", an answer that lost what was done. A copied claim says what its
-    passage says. The model's choice stands when it ends the claim (an end token, a citation marker,
-    a line break): a copy continued there runs on past the answer. It only tips near ties, and
+    passage says. The model's choice stands where it ends the claim (``ends_claim``: an end token,
+    a citation marker, a line break, a full stop), as a copy continued there runs on past the
+    answer, and right after such a token, where a new claim starts. It only tips near ties, and
     never starts a copy: the reader still chooses where in the passages its answer comes from.
     """
 
@@ -111,7 +112,7 @@ class CopyBias:
         tail = history[-COPY_NGRAM:]
         follow = self._next.get(tuple(tail))
         if not follow or tok in follow or any(map(self._ends_claim, [tok, *tail])):
-            return tok  # after a marker a new claim starts: the model chooses where from
+            return tok
         best = max(follow, key=lambda c: float(scores[c]))
         return best if scores[best] + self.bias > scores[tok] else tok
 
