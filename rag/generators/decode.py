@@ -204,12 +204,12 @@ class LookupDecoder:
         chose it by: unbiased, a copied word would read as a doubt the model did not have)."""
         logits = self._logits(i)
         tok = int(np.argmax(scores := penalised(logits, history, repeat_penalty)))
-        copied = self._copy.pick(scores, history, tok) if self._copy else tok
-        if copied != tok and self._copy:
+        if self._copy is not None and (copied := self._copy.pick(scores, history, tok)) != tok:
             logits = logits.copy()
             logits[copied] += self._copy.bias
-        self.logprobs.append(log_softmax_at(logits, copied))
-        return copied
+            tok = copied
+        self.logprobs.append(log_softmax_at(logits, tok))
+        return tok
 
     def _ends_claim(self, tok: int) -> bool:
         """Whether ``tok`` ends a claim (``ends_claim``), or is the end of generation."""

@@ -44,6 +44,7 @@ class TransformersGenerator(ShortCompletions):
         self.model.to(self.device).eval()  # type: ignore[arg-type]
         self.max_new_tokens = max_new_tokens
         self.copy_bias = copy_bias
+        self._instructions: int | None = None  # prompt tokens of the fixed instructions
         config = self.model.generation_config
         self._ends = {*_ids(config.eos_token_id), *_ids(self.tokenizer.eos_token_id)}
         self._lock = threading.Lock()
@@ -66,7 +67,9 @@ class TransformersGenerator(ShortCompletions):
         extra: dict[str, Any] = {}
         if self.copy_bias > 0:  # copy from what follows the fixed instructions, as the local model does
             ids = inputs["input_ids"][0].tolist()
-            source = ids[shared_prefix(self._inputs(msgs[:1])["input_ids"][0].tolist(), ids) :]
+            if self._instructions is None:  # the fixed system message, tokenized once
+                self._instructions = shared_prefix(self._inputs(msgs[:1])["input_ids"][0].tolist(), ids)
+            source = ids[self._instructions :]
             extra["logits_processor"] = [_CopyProcessor(CopyBias(source, self.copy_bias, self._ends_claim))]
         streamer = TextIteratorStreamer(
             self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300
