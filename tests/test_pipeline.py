@@ -277,6 +277,19 @@ def test_question_typed_without_diacritics_is_read_with_the_marks_its_passages_w
     assert not a.abstained and a.signals["foreign"] is False  # rated as a Vietnamese question
 
 
+def test_marks_also_come_from_the_passages_bm25_ranks_best() -> None:
+    """The dense half of a hybrid search reads an unmarked question poorly: it ranks the passage
+    holding "giải pháp chủ yếu" 33rd for this one, which BM25's accent-folded copy ranks 3rd."""
+    from rag.index import passage_text
+
+    gen = ScriptedGenerator("Trả lời: 7 [1]\nNguồn: [1]")
+    rag = RAG(Settings(index_dir=str(INDEX), generator="scripted"), generator=gen)
+    q = "Nghi quyet 06-NQ/TU xac dinh bao nhieu nhiem vu va giai phap chu yeu?"
+    assert not any("chủ yếu" in passage_text(h.chunk) for h in rag.retrieve(q, 20))  # hybrid alone
+    rag.ask(q)
+    assert gen.seen[0][0] == "Nghị quyết 06-NQ/TU xác định bao nhiêu nhiệm vụ và giải pháp chủ yếu?"
+
+
 def test_english_question_reads_the_passage_sentences_its_translation_points_to() -> None:
     """A long passage is cut to the sentences sharing most words with the question; an English
     question shares none, so its translation chooses them (else the excerpt missed "13.000")."""
