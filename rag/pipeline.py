@@ -166,9 +166,8 @@ class RAG:
         return marked
 
     def _restored(self, text: str, hits: list[Hit]) -> str:
-        """``text`` (typed without marks) with the marks of the passages ``hits`` found for it and
-        of those BM25's accent-folded copy ranks best: the dense half of a hybrid search reads an
-        unmarked question poorly and can push a passage BM25 ranks third below the twentieth."""
+        """``text`` (typed without marks) with the marks of the passages ``hits`` found and of the best
+        by BM25's accent-folded copy alone, which a hybrid search led by its dense half can miss."""
         lexical = self.retrieve(text, RESTORE_FROM, "bm25")
         chunks = {h.chunk.chunk_id: h.chunk for h in [*hits, *lexical]}
         return restore(text, [passage_text(c) for c in chunks.values()])
