@@ -13,10 +13,16 @@
 from __future__ import annotations
 
 import math
+import time
+from typing import TYPE_CHECKING
 
-from .prompt import says_not_found
-from .short import QUESTION_SYLLABLES, question_word_at, question_words
+from .prompt import says_not_found, strip_format
+from .short import QUESTION_SYLLABLES, question_word_at, question_words, short_answer
 from .text import CITATION, NUMBER, looks_english, norm_number, split_sentences, syllables
+from .types import Answer
+
+if TYPE_CHECKING:
+    from .generators import Generator
 
 # English words an answer adds to its question's words without saying anything new
 _WH = {"what", "which", "who", "whom", "whose", "when", "where", "why", "how"}
@@ -88,3 +94,24 @@ def agrees(first: str, second: str) -> bool | None:
     if not a or (a_num and b_num and not a_num & b_num):
         return False  # two different numbers of the same thing ("2.000 điểm", "13.000 điểm")
     return len(a & b) >= AGREE * min(len(a), len(b))
+
+
+def read_again(answer: Answer, gen: Generator, question: str) -> bool:
+    """Whether a borderline ``answer`` holds up when the model reads its cited sentences alone:
+    False when that second reading names something else ("Viên Thiệu" where the answer, read
+    from all the passages, said "Tào Tháo"). ``question`` is in the documents' language.
+    Recorded in ``answer.signals["reread"]``: 1 agrees, 0 names something else, None gives no
+    answer (no record: not read again)."""
+    reread = getattr(gen, "reread", None)
+    if reread is None or not answer.citations or looks_english(answer.text):
+        return True  # an answer in English cannot be compared word for word with the passages
+    t = time.perf_counter()
+    evidence = list(dict.fromkeys(f"({c.title}) {c.quote}" for c in answer.citations))  # a quote once
+    second = strip_format(str(reread(question, evidence)))
+    answer.timings.check_ms += (time.perf_counter() - t) * 1000
+    if says_not_found(second):  # judged on the whole reply: its short part may leave the words out
+        verdict = None
+    else:
+        verdict = agrees(answer.short or answer.text, short_answer(question, CITATION.sub("", second)))
+    answer.signals["reread"] = None if verdict is None else float(verdict)
+    return verdict is not False

@@ -18,7 +18,7 @@ from .followup import rewrite_follow_up
 from .gate import off_topic, pair_coverage
 from .generators import Generator, make_generator
 from .generators.extractive import rank_sentences
-from .grounding import agrees, colocation, echoes_question
+from .grounding import colocation, echoes_question, read_again
 from .index import passage_text
 from .prompt import ReplyDisplay, distinct, focused, in_english, says_not_found, strip_format
 from .restore import restore, typed_without_marks
@@ -362,28 +362,7 @@ class RAG:
         c = answer.confidence
         if c is None or c >= self.settings.recheck_below and c >= self.settings.min_confidence:
             return False
-        return c < self.settings.min_confidence or not self._read_again(answer, gen, question)
-
-    @staticmethod
-    def _read_again(answer: Answer, gen: Generator, question: str) -> bool:
-        """Whether a borderline ``answer`` holds up when the model reads its cited sentences alone:
-        False when that second reading names something else ("Viên Thiệu" where the answer, read
-        from all the passages, said "Tào Tháo"). ``question`` is in the documents' language.
-        Recorded in ``answer.signals["reread"]``: 1 agrees, 0 names something else, None gives no
-        answer (no record: not read again)."""
-        reread = getattr(gen, "reread", None)
-        if reread is None or not answer.citations or looks_english(answer.text):
-            return True  # an answer in English cannot be compared word for word with the passages
-        t = time.perf_counter()
-        evidence = list(dict.fromkeys(f"({c.title}) {c.quote}" for c in answer.citations))  # a quote once
-        second = strip_format(str(reread(question, evidence)))
-        answer.timings.check_ms += (time.perf_counter() - t) * 1000
-        if says_not_found(second):  # judged on the whole reply: its short part may leave the words out
-            verdict = None
-        else:
-            verdict = agrees(answer.short or answer.text, short_answer(question, CITATION.sub("", second)))
-        answer.signals["reread"] = None if verdict is None else float(verdict)
-        return verdict is not False
+        return c < self.settings.min_confidence or not read_again(answer, gen, question)
 
     @staticmethod
     def _from_pointed_passages(q: str, raw: str, passages: list[Hit]) -> Verified | None:

@@ -10,6 +10,7 @@ from rag import confidence
 from rag.confidence import Calibration, Signals, fit_logistic, load_calibration
 from rag.config import Settings
 from rag.errors import ModelLoadError
+from rag.grounding import read_again
 from rag.pipeline import NOT_FOUND, RAG
 from rag.types import Hit
 
@@ -180,9 +181,9 @@ def test_an_answer_written_in_english_is_not_compared_with_a_vietnamese_reading(
     english = Answer(
         "How many?", "Vietnam Post has more than 13,000 transaction points in the country [1].", cited
     )
-    assert RAG._read_again(english, gen, QUESTION) and gen.reread_with == []
+    assert read_again(english, gen, QUESTION) and gen.reread_with == []
     vietnamese = Answer(QUESTION, "Bưu điện Việt Nam có 2.000 điểm giao dịch [1].", cited, short="2.000")
-    assert not RAG._read_again(vietnamese, gen, QUESTION) and vietnamese.signals["reread"] == 0.0
+    assert not read_again(vietnamese, gen, QUESTION) and vietnamese.signals["reread"] == 0.0
 
 
 def test_shipped_calibration_is_loadable() -> None:
