@@ -232,12 +232,16 @@ class RAG:
             hits = self.retrieve(f"{query}\n{searched}", k)
         elif typed_without_marks(asked):
             # typed without diacritics: the passages found through the accent-folded BM25 copy
-            # give its words their marks back, and the marked question is searched and read
-            hits = self.retrieve(query, max(RESTORE_FROM, k))
-            reading = self._restored(asked, hits)
+            # give its words their marks back, and the marked question is searched and read (a
+            # turn of a conversation was given them when it was read as a possible follow-up)
+            hits, reading = [], self._marked.get(asked, "")
+            if not reading:
+                hits = self.retrieve(query, max(RESTORE_FROM, k))
+                reading = self._restored(asked, hits)
             if reading != asked:
                 searched = reading
                 query = self.search_query(reading, history)
+            if reading != asked or not hits:
                 hits = self.retrieve(query, k)
             hits = hits[:k]
         else:

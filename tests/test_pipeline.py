@@ -303,3 +303,24 @@ def test_english_question_reads_the_passage_sentences_its_translation_points_to(
     question, passages, history = gen.seen[0]
     assert "13.000 điểm giao dịch" in user_message(question, passages)  # what the model reads
     assert not a.abstained and "13.000 điểm giao dịch" in a.citations[0].quote
+
+
+def test_a_turn_typed_without_marks_gets_them_once() -> None:
+    """A question asked after others is first read as a possible follow-up, which gives it its
+    marks; the answer then searches and reads that marked question without restoring it again."""
+    gen = ScriptedGenerator("Trả lời: 7 [1]\nNguồn: [1]")
+    rag = RAG(Settings(index_dir=str(INDEX), generator="scripted"), generator=gen)
+    restored: list[str] = []
+    restore = rag._restored
+
+    def counted(text: str, hits: list[Hit]) -> str:
+        restored.append(text)
+        return restore(text, hits)
+
+    rag._restored = counted  # type: ignore[method-assign]
+    history = [("Chỉ thị 16/CT-TTg đưa ra bao nhiêu giải pháp lớn?", "6 [1]")]
+    q = "Nghi quyet 06-NQ/TU xac dinh bao nhieu nhiem vu va giai phap chu yeu?"
+    a = rag.ask(q, history)
+    assert restored == [q]
+    assert gen.seen[0][0] == "Nghị quyết 06-NQ/TU xác định bao nhiêu nhiệm vụ và giải pháp chủ yếu?"
+    assert a.searched == gen.seen[0][0] and not a.abstained
